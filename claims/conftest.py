@@ -1,0 +1,1 @@
+"""Claim tests share the session's model loads through headatlas.models (memoized)."""

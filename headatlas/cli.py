@@ -1,0 +1,119 @@
+"""The `headatlas` command: validate the catalogue, verify claims, scaffold entries, scan models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from headatlas.catalogue import CatalogueError, load_catalogue
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(message: str) -> int:
+    console.print(f"[bold red]error:[/] {message}")
+    return 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check every entry and data file; print every problem with file and field."""
+    t0 = time.perf_counter()
+    try:
+        cat = load_catalogue(strict=False)
+    except CatalogueError as exc:
+        for p in exc.problems:
+            console.print(f"[red]✗[/] {p}")
+        return 1
+    elapsed = time.perf_counter() - t0
+    for w in cat.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    if cat.problems:
+        for p in cat.problems:
+            console.print(f"[red]✗[/] {p}", highlight=False)
+        console.print(f"[bold red]{len(cat.problems)} problem(s)[/] in the catalogue")
+        return 1
+    n_claims = len(cat.claims)
+    console.print(f"[green]✓[/] {len(cat.heads)} head entries, {len(cat.bibliography)} references, "
+                  f"{n_claims} claims: all valid ({elapsed * 1000:.0f} ms)")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Run claims as pytest items and print a summary table (or the records as JSON)."""
+    from headatlas.claims.results import ResultStore
+    from headatlas.claims.runner import run_claims
+
+    try:
+        cat = load_catalogue()
+    except CatalogueError as exc:
+        for p in exc.problems:
+            console.print(f"[red]✗[/] {p}")
+        return 1
+    if args.model and args.model not in cat.models and not args.model.startswith("hub:"):
+        return _fail(f"unknown model {args.model!r}; known models: {', '.join(sorted(cat.models))} "
+                     "(or hub:<repo> for any Hugging Face model)")
+    if args.claim and args.claim not in cat.claims:
+        return _fail(f"unknown claim {args.claim!r}; known claims: {', '.join(sorted(cat.claims))}")
+    records, code = run_claims(cat, model=args.model, claim=args.claim, quiet=args.json)
+    if args.json:
+        out.print_json(json.dumps(records))
+    else:
+        table = Table(title="Claims")
+        for col in ("claim", "model", "status", "measured", "checks"):
+            table.add_column(col)
+        colour = {"pass": "green", "fail": "red", "not run": "yellow"}
+        for r in records:
+            checks = "; ".join(f"{c['check']} -> {'ok' if c['holds'] else 'no'}" for c in r.get("checks", []))
+            measured = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in r.get("measured", {}).items() if not isinstance(v, (list, dict)))
+            status = f"[{colour[r['status']]}]{r['status']}[/]"
+            if r["status"] != "pass" and r.get("reason"):
+                status += f"\n{r['reason'][:160]}"
+            table.add_row(r["claim_id"], r["model"], status, measured, checks)
+        out.print(table)
+    if code not in (0, 1):
+        return code
+    return 0 if all(r["status"] != "fail" for r in records) else 1
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from headatlas.scaffold import scaffold
+
+    try:
+        made = scaffold(args.id, Path.cwd())
+    except ValueError as exc:
+        return _fail(str(exc))
+    for path in made:
+        console.print(f"[green]created[/] {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="headatlas", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate", help="check every head entry and data file")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("verify", help="run claims and record their results")
+    p.add_argument("--model", help="run the portable claims on this model instead of their listed ones")
+    p.add_argument("--claim", help="run only this claim id")
+    p.add_argument("--json", action="store_true", help="print the result records as JSON")
+    p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("new", help="scaffold a head entry and a claim test that fails until written")
+    p.add_argument("id", help="kebab-case id of the head type, e.g. 'successor'")
+    p.set_defaults(func=cmd_new)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

