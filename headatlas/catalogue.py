@@ -475,3 +475,12 @@ def load_catalogue(root: Path | None = None, *, strict: bool = True) -> Catalogu
     if strict and cat.problems:
         raise CatalogueError(cat.problems)
     return cat
+
+
+def load_model_registry(root: Path | None = None) -> dict[str, ModelInfo]:
+    """Only catalogue/models.yaml: loading a model should not depend on every head entry."""
+    cat = Catalogue(root or find_root())
+    models = cat._load_keyed("models.yaml", ModelInfo)
+    if cat.problems:
+        raise CatalogueError(cat.problems)
+    return models

@@ -65,18 +65,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         out.print_json(json.dumps(records))
     else:
-        table = Table(title="Claims")
-        for col in ("claim", "model", "status", "measured", "checks"):
-            table.add_column(col)
+        table = Table(title="Claims", show_lines=True)
+        table.add_column("claim", overflow="fold")
+        table.add_column("model")
+        table.add_column("status")
+        table.add_column("evidence (measured value vs. check; negative control)", overflow="fold")
         colour = {"pass": "green", "fail": "red", "not run": "yellow"}
         for r in records:
-            checks = "; ".join(f"{c['check']} -> {'ok' if c['holds'] else 'no'}" for c in r.get("checks", []))
-            measured = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                 for k, v in r.get("measured", {}).items() if not isinstance(v, (list, dict)))
-            status = f"[{colour[r['status']]}]{r['status']}[/]"
+            lines = []
+            for c in r.get("checks", []):
+                mark = "✓" if c["holds"] else "✗"
+                ctrl = ""
+                if "control_value" in c:
+                    ctrl = f"; control {c['control_value']:.3g} {'passes (bad)' if c['control_holds'] else 'fails (good)'}"
+                lines.append(f"{mark} {c['measure']} = {c['value']:.3g} vs {c['check'].split(' ', 1)[1]}{ctrl}")
             if r["status"] != "pass" and r.get("reason"):
-                status += f"\n{r['reason'][:160]}"
-            table.add_row(r["claim_id"], r["model"], status, measured, checks)
+                lines.append(r["reason"])
+            table.add_row(r["claim_id"], r["model"], f"[{colour[r['status']]}]{r['status']}[/]", "\n".join(lines))
         out.print(table)
     if code not in (0, 1):
         return code

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from headatlas.catalogue import ModelInfo, ModelSource, load_catalogue
+from headatlas.catalogue import ModelInfo, ModelSource, load_model_registry
 
 CACHE_FORMAT = 1
 MARKER = "headatlas-cache.json"
@@ -82,7 +82,7 @@ def sha256_file(path: Path) -> str:
 def resolve(name: str, registry: dict[str, ModelInfo] | None = None) -> tuple[str, ModelInfo | None]:
     """Check a model name. `hub:<repo>` names any Hub model; anything else must be registered."""
     if registry is None:
-        registry = load_catalogue().models
+        registry = load_model_registry()
     if name.startswith("hub:") and len(name) > 4:
         return name, None
     if name not in registry:

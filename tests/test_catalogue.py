@@ -1,0 +1,141 @@
+"""The catalogue validator: the real catalogue is valid, and each kind of mistake is reported
+with its file, its field and what was expected, never as a traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from headatlas.catalogue import CatalogueError, find_root, load_catalogue
+
+ROOT = find_root(Path(__file__).parent)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A scratch copy of the catalogue and claims that a test may break."""
+    for name in ("heads", "catalogue", "claims"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def edit(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def problems(root: Path) -> list[str]:
+    cat = load_catalogue(root, strict=False)
+    return [str(p) for p in cat.problems]
+
+
+def test_the_real_catalogue_is_valid_and_loads_fast():
+    t0 = time.perf_counter()
+    cat = load_catalogue(ROOT)
+    elapsed = time.perf_counter() - t0
+    assert cat.heads and not cat.problems and not cat.warnings
+    assert elapsed < 1.0, f"validation took {elapsed:.2f} s"
+    assert {"previous-token", "duplicate-token", "induction"} <= set(cat.heads)
+
+
+def test_strict_loading_raises_with_every_problem(project):
+    edit(project / "heads/induction.yaml", lambda d: d.update(stage="XX", papers=["nobody2099"]))
+    with pytest.raises(CatalogueError) as exc:
+        load_catalogue(project)
+    assert len(exc.value.problems) >= 1
+    assert "heads/induction.yaml" in str(exc.value)
+
+
+@pytest.mark.parametrize("change, field, expected", [
+    (lambda d: d.pop("summary"), "summary", "required field is missing"),
+    (lambda d: d.update(stage="Reasoning"), "stage", "'KR', 'ICI', 'LR' or 'EP'"),
+    (lambda d: d.update(sumary="typo"), "sumary", "unknown field"),
+    (lambda d: d.update(papers=["nobody2099"]), "papers[0]", "unknown citation key 'nobody2099'"),
+    (lambda d: d.update(methods=["vibes"]), "methods[0]", "unknown method 'vibes'"),
+    (lambda d: d.update(subgroup="general-tasks"), "subgroup", "unknown sub-group"),
+    (lambda d: d["reported_in"][0].update(model="gpt5"), "reported_in[0].model", "unknown model 'gpt5'; known models:"),
+    (lambda d: d["reported_in"][0].update(heads=["5-5"]), "reported_in[0].heads", "layer.head"),
+    (lambda d: d["reported_in"][0].update(heads=["12.0"]), "reported_in[0].heads", "does not exist in gpt2"),
+    (lambda d: d["claims"][0].update(models=["gpt5"]), "claims[0].models[0]", "unknown model 'gpt5'"),
+    (lambda d: d["claims"][0]["checks"][0].update(threshold="high"), "claims[0].checks[0].threshold", "valid number"),
+    (lambda d: [c.pop("control", None) for c in d["claims"][0]["checks"]], "claims[0]", "negative control"),
+    (lambda d: d["related"][0].update(head="nonexistent-head"), "related[0].head", "unknown head id"),
+    (lambda d: d["layer_band"].update(relative=[0.9, 0.1]), "layer_band.relative", "low <= high"),
+    (lambda d: d.update(id="induction-head"), "id", "must match the file name"),
+    (lambda d: d["claims"][0].update(test="claims/claim_missing.py"), "claims[0].test", "does not exist"),
+])
+def test_each_mistake_names_file_field_and_expectation(project, change, field, expected):
+    edit(project / "heads/induction.yaml", change)
+    found = problems(project)
+    matching = [p for p in found if p.startswith(f"heads/induction.yaml: {field}") and expected in p]
+    assert matching, f"expected a problem at {field!r} mentioning {expected!r}; got {found}"
+
+
+def test_malformed_yaml_names_file_and_line(project):
+    (project / "heads/induction.yaml").write_text("id: induction\nname: [unclosed\nstage: LR\n")
+    found = problems(project)
+    assert any(p.startswith("heads/induction.yaml: line") and "malformed YAML" in p for p in found), found
+
+
+def test_python_tag_is_reported_and_never_executed(project, tmp_path):
+    marker = tmp_path / "pwned"
+    (project / "heads/induction.yaml").write_text(
+        f"id: !!python/object/apply:os.system ['touch {marker}']\nname: x\n")
+    found = problems(project)
+    assert any("heads/induction.yaml: line 1" in p and "!!python/object/apply:os.system is not allowed" in p
+               for p in found), found
+    assert not marker.exists()
+
+
+def test_duplicate_keys_are_reported(project):
+    path = project / "heads/induction.yaml"
+    path.write_text(path.read_text() + "\nstage: KR\n")
+    assert any("duplicate key 'stage'" in p for p in problems(project))
+
+
+def test_bad_bibliography_entry(project):
+    edit(project / "catalogue/bibliography.yaml", lambda d: d["wang2023ioi"].update(year="recent", url="nope"))
+    found = problems(project)
+    assert any(p.startswith("catalogue/bibliography.yaml: wang2023ioi.year") for p in found), found
+    assert any(p.startswith("catalogue/bibliography.yaml: wang2023ioi.url") for p in found), found
+
+
+def test_unused_citation_is_a_warning(project):
+    edit(project / "catalogue/bibliography.yaml", lambda d: d.update(
+        lonely2020={"authors": ["A. Lonely"], "title": "T", "year": 2020, "venue": "V", "url": "https://x.org"}))
+    cat = load_catalogue(project, strict=False)
+    assert not cat.problems
+    assert [str(w) for w in cat.warnings] == ["catalogue/bibliography.yaml: lonely2020: unused citation key"]
+
+
+def test_all_problems_are_reported_at_once(project):
+    edit(project / "heads/induction.yaml", lambda d: d.update(papers=["nobody2099"]))
+    edit(project / "heads/previous-token.yaml", lambda d: d.update(methods=["vibes"]))
+    found = problems(project)
+    assert any("heads/induction.yaml" in p for p in found) and any("heads/previous-token.yaml" in p for p in found)
+
+
+def _validate_cli(root: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HEADATLAS_ROOT=str(root), COLUMNS="200")
+    return subprocess.run([sys.executable, "-m", "headatlas.cli", "validate"], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_validate_exit_codes_and_no_traceback(project):
+    ok = _validate_cli(project)
+    assert ok.returncode == 0, ok.stderr
+    (project / "heads/induction.yaml").write_text("id: !!python/object/new:os.system ['true']\n")
+    edit(project / "heads/previous-token.yaml", lambda d: d.update(stage="XX"))
+    bad = _validate_cli(project)
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr + bad.stdout
+    assert "heads/induction.yaml: line 1" in bad.stderr
+    assert "heads/previous-token.yaml: stage" in bad.stderr

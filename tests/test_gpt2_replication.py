@@ -1,0 +1,60 @@
+"""The GPT-2 small replication claims' logic, exercised on a tiny random GPT-2 with planted
+attention: the published heads must be found where planted, and missed where not."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from helpers import planting_hooks, tiny_gpt2
+
+from headatlas import prompts
+from headatlas.catalogue import find_root, load_catalogue
+from headatlas.claims import ClaimRun
+from headatlas.methods import scoring
+
+ROOT = find_root(Path(__file__).parent)
+CLAIMS = {"previous-token-gpt2-published": "previous_token",
+          "duplicate-token-gpt2-published": "duplicate_token",
+          "induction-gpt2-published": "induction"}
+
+
+def _claim_module():
+    spec = importlib.util.spec_from_file_location("claim_gpt2_published", ROOT / "claims/claim_gpt2_published.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_on_tiny(claim_id: str, plant_at: list[tuple[int, int]]) -> ClaimRun:
+    cat = load_catalogue(ROOT)
+    entry, spec = cat.claims[claim_id]
+    model = tiny_gpt2()
+    data = prompts.from_spec(model, spec.data)
+    kind = spec.params["score"]
+    for name, fn in planting_hooks(kind, data.tokens, plant_at):
+        model.bridge.add_hook(name, fn, is_permanent=True)
+    try:
+        run = ClaimRun(entry, spec, "tiny-gpt2", model)
+        try:
+            _claim_module()._replicate(run)
+        except AssertionError:
+            pass
+        return run
+    finally:
+        model.bridge.reset_hooks(including_permanent=True)
+
+
+@pytest.mark.parametrize("claim_id", sorted(CLAIMS))
+def test_planted_published_heads_pass(claim_id):
+    published = load_catalogue(ROOT).claims[claim_id][1].params["published"]
+    run = _run_on_tiny(claim_id, [scoring.parse_head(h) for h in published])
+    assert run.check_results, "the claim should have evaluated its checks"
+    assert all(c["holds"] and not c["control_holds"] for c in run.check_results), run.check_results
+
+
+@pytest.mark.parametrize("claim_id", sorted(CLAIMS))
+def test_heads_planted_elsewhere_fail(claim_id):
+    run = _run_on_tiny(claim_id, [(1, 1), (2, 3)])
+    assert not all(c["holds"] for c in run.check_results), run.check_results
