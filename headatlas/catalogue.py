@@ -269,6 +269,15 @@ def find_root(start: Path | None = None) -> Path:
                                   "run from the project or set HEADATLAS_ROOT")])
 
 
+def _todo_fields(data: Any, prefix: str = "") -> list[str]:
+    """Fields whose value still contains a scaffold's TODO marker."""
+    if isinstance(data, dict):
+        return [f for k, v in data.items() for f in _todo_fields(v, f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(data, list):
+        return [f for i, v in enumerate(data) for f in _todo_fields(v, f"{prefix}[{i}]")]
+    return [prefix] if isinstance(data, str) and "TODO" in data else []
+
+
 def _pydantic_problems(exc: ValidationError, file: str, prefix: str = "") -> list[Problem]:
     out = []
     for err in exc.errors():
@@ -376,6 +385,8 @@ class Catalogue:
                 continue
             self.heads[entry.id] = entry
             self.head_files[entry.id] = path
+            for field in _todo_fields(data):
+                self.problems.append(Problem(self._show(path), field, "still holds a TODO placeholder; write the real value"))
         self._cross_check()
         return self
 

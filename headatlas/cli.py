@@ -89,14 +89,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
+    from headatlas.catalogue import find_root
     from headatlas.scaffold import scaffold
 
     try:
-        made = scaffold(args.id, Path.cwd())
-    except ValueError as exc:
+        made = scaffold(args.id, find_root())
+    except (ValueError, CatalogueError) as exc:
         return _fail(str(exc))
     for path in made:
         console.print(f"[green]created[/] {path}")
+    console.print("Next: replace every TODO (see CONTRIBUTING.md), run `headatlas validate`, "
+                  "then write the claim test until `pytest claims` passes.")
     return 0
 
 

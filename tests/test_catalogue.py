@@ -139,3 +139,33 @@ def test_cli_validate_exit_codes_and_no_traceback(project):
     assert "Traceback" not in bad.stderr + bad.stdout
     assert "heads/induction.yaml: line 1" in bad.stderr
     assert "heads/previous-token.yaml: stage" in bad.stderr
+
+
+def test_scaffolded_entry_is_rejected_until_written(project):
+    from headatlas.scaffold import scaffold
+
+    made = scaffold("successor-like", project)
+    assert [str(p) for p in made] == ["heads/successor-like.yaml", "claims/claim_successor_like.py"]
+    found = problems(project)
+    assert any(p.startswith("heads/successor-like.yaml: name") and "TODO" in p for p in found), found
+    with pytest.raises(ValueError, match="already exists"):
+        scaffold("successor-like", project)
+    with pytest.raises(ValueError, match="not a valid id"):
+        scaffold("Bad Name", project)
+
+
+def test_scaffolded_claim_test_fails(project, pytester):
+    """Even with the TODOs filled in, the scaffolded claim test raises until it is written."""
+    from headatlas.scaffold import scaffold
+
+    scaffold("successor-like", project)
+    entry = project / "heads/successor-like.yaml"
+    entry.write_text(entry.read_text().replace("TODO_measured_value", "v")
+                     .replace("TODO_control_value", "c").replace("TODO", "x"))
+    assert not problems(project)
+    for name in ("heads", "catalogue", "claims"):
+        shutil.copytree(project / name, pytester.path / name)
+    result = pytester.runpytest_subprocess("-p", "headatlas.claims.plugin", "--no-record",
+                                           "claims/claim_successor_like.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*NotImplementedError: claim successor-like-claim is scaffolded but not written yet*"])
