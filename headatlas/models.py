@@ -204,7 +204,7 @@ def _load_packaged(name: str, info: ModelInfo, progress: bool) -> LoadedModel:
                                                   attn_implementation="eager")
         tok = AutoTokenizer.from_pretrained(directory, local_files_only=True)
         from_cache = False
-    bridge = _boot(name, hf, tok)
+    bridge = _boot(info.hub_id, hf, tok)
     return LoadedModel(name, bridge, tok, info, info.source.sha256,
                        time.perf_counter() - t0, from_cache, {"cache_dir": str(directory)})
 

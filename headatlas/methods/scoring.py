@@ -56,19 +56,31 @@ PATTERNS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+class _PatternsDone(Exception):
+    """Raised from the last pattern hook to end a forward pass early."""
+
+
 def attention_patterns(bridge, tokens: torch.Tensor, fwd_hooks: Sequence[Hook] = ()) -> torch.Tensor:
     """All heads' attention in one forward pass: [batch, layer, head, query, key]."""
-    names = {f"blocks.{layer}.attn.hook_pattern" for layer in range(bridge.cfg.n_layers)}
+    n_layers = bridge.cfg.n_layers
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layers)]
     store: dict[str, torch.Tensor] = {}
 
     def keep(pattern, hook):
         store[hook.name] = pattern.detach()
+        if len(store) == n_layers:
+            # Nothing after the last attention pattern is needed; skipping the unembedding
+            # matters for large vocabularies (Gemma's 262k tokens).
+            raise _PatternsDone
         return pattern
 
     # Hooks that edit patterns run first, so what is kept is what the model used.
-    hooks = list(fwd_hooks) + [(n, keep) for n in sorted(names)]
+    hooks = list(fwd_hooks) + [(n, keep) for n in names]
     with torch.inference_mode():
-        bridge.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
+        try:
+            bridge.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
+        except _PatternsDone:
+            pass
     return torch.stack([store[f"blocks.{layer}.attn.hook_pattern"] for layer in range(bridge.cfg.n_layers)], dim=1)
 
 
