@@ -97,7 +97,7 @@ def run(request: pytest.FixtureRequest) -> ClaimRun:
     claim_run = ClaimRun(entry, spec, model_name, model)
     request.node.stash[RUN] = claim_run
     if model is None:
-        pytest.skip(f"not run: {reason}")
+        pytest.skip(reason)
     return claim_run
 
 
