@@ -106,3 +106,29 @@ def test_claims_on_absent_weights_are_recorded_as_not_run(pytester, monkeypatch,
     assert {r["status"] for r in records.values()} == {"not run"}
     assert all("weights unavailable offline" in r["reason"] for r in records.values())
     assert len(records) == 3
+
+
+def _baseline_record(run: ClaimRun, **measured) -> dict:
+    return {"data": run.spec.data, "params": run.spec.params, "measured": measured}
+
+
+def test_drift_beyond_tolerance_from_the_committed_value_fails():
+    entry, spec = load_catalogue(ROOT).claims["induction-scoring"]
+    base = {"data": spec.data, "params": spec.params, "measured": {"best_score": 0.44, "top_heads_depth": 0.58}}
+    run = ClaimRun(entry, spec, "smollm2-135m", None, base)
+    run.measure(best_score=0.47, control_best_score=0.01, top_heads_depth=0.59)
+    run.conclude()  # within tolerance (0.05 and 0.1)
+    assert run.check_results[0]["committed_value"] == 0.44
+    run = ClaimRun(entry, spec, "smollm2-135m", None, base)
+    run.measure(best_score=0.36, control_best_score=0.01, top_heads_depth=0.59)
+    with pytest.raises(AssertionError, match="best_score drifted from the committed 0.44 to 0.36"):
+        run.conclude()
+
+
+def test_no_drift_check_when_the_spec_changed():
+    entry, spec = load_catalogue(ROOT).claims["induction-scoring"]
+    base = {"data": {**spec.data, "seed": 99}, "params": spec.params, "measured": {"best_score": 0.3}}
+    run = ClaimRun(entry, spec, "smollm2-135m", None, base)
+    run.measure(best_score=0.44, control_best_score=0.01, top_heads_depth=0.59)
+    run.conclude()
+    assert "committed_value" not in run.check_results[0]

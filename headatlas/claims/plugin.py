@@ -20,6 +20,7 @@ from headatlas.claims.results import ResultStore, results_dir
 from headatlas.claims.runtime import ClaimRun
 
 RECORDS = pytest.StashKey[list]()
+BASELINE = pytest.StashKey[object]()
 CATALOGUE = pytest.StashKey[object]()
 
 
@@ -35,6 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "claim(id): the test implements the claim `id` of a head entry")
     config.stash[RECORDS] = []
+    config.stash[BASELINE] = None
 
 
 def _catalogue(config: pytest.Config):
@@ -94,11 +96,18 @@ def run(request: pytest.FixtureRequest) -> ClaimRun:
     entry, spec = cat.claims[claim_id]
     request.node.stash[STARTED] = (_dt.datetime.now(_dt.timezone.utc), time.perf_counter())
     model, reason = try_load(model_name)
-    claim_run = ClaimRun(entry, spec, model_name, model)
+    claim_run = ClaimRun(entry, spec, model_name, model, _baseline(request.config, model_name, claim_id))
     request.node.stash[RUN] = claim_run
     if model is None:
         pytest.skip(reason)
     return claim_run
+
+
+def _baseline(config: pytest.Config, model: str, claim_id: str) -> dict | None:
+    """The record committed before this session started (read once, before anything is written)."""
+    if config.stash[BASELINE] is None:
+        config.stash[BASELINE] = ResultStore(results_dir(_catalogue(config).root)).all()
+    return config.stash[BASELINE].get(model, {}).get("records", {}).get(claim_id)
 
 
 RUN = pytest.StashKey[ClaimRun]()

@@ -37,8 +37,14 @@ def library_versions() -> dict[str, str]:
 class ClaimRun:
     """One claim on one model: its spec, the loaded model, and what the test measured."""
 
-    def __init__(self, entry: HeadEntry, spec: ClaimSpec, model_name: str, model: LoadedModel | None):
+    def __init__(self, entry: HeadEntry, spec: ClaimSpec, model_name: str, model: LoadedModel | None,
+                 baseline: dict[str, Any] | None = None):
         self.entry = entry
+        # The committed record of this claim on this model, if any: measured values may not
+        # drift from it by more than each check's tolerance (a dependency upgrade that changes
+        # behaviour is caught, not hidden). Only comparable when data and params are unchanged.
+        self.baseline = baseline if baseline and baseline.get("data") == spec.data \
+            and baseline.get("params") == spec.params and baseline.get("measured") else None
         self.spec = spec
         self.model_name = model_name
         self.model = model
@@ -80,6 +86,12 @@ class ClaimRun:
                                    "holds": holds, "tolerance": chk.tolerance}
             if not holds:
                 failures.append(f"{chk.measure} = {value:.4g} fails '{chk.describe(band)}'")
+            if self.baseline and chk.measure in self.baseline["measured"]:
+                before = self.baseline["measured"][chk.measure]
+                res["committed_value"] = before
+                if abs(value - before) > chk.tolerance + 1e-12:
+                    failures.append(f"{chk.measure} drifted from the committed {before:.4g} to {value:.4g}, "
+                                    f"beyond its tolerance of {chk.tolerance:g}")
             if chk.control:
                 if chk.control not in self.measured:
                     raise AssertionError(f"the claim test never measured its control {chk.control!r}")
