@@ -11,7 +11,14 @@ from headatlas.claims import ClaimRun
 from headatlas.methods import scoring
 
 
-def measure_scoring_claim(run: ClaimRun, kind: str, control: str) -> torch.Tensor:
+def measure_scoring_claim(run: ClaimRun, kind: str, control: str) -> None:
+    """Run a scoring claim over every data variant, then apply its checks."""
+    for _ in run.variants():
+        _measure_variant(run, kind, control)
+    run.conclude()
+
+
+def _measure_variant(run: ClaimRun, kind: str, control: str) -> None:
     """Score every head for `kind`, record best score, top heads' depth and the control value.
 
     control: "random-heads" (best score among randomly drawn heads) or "fresh-second-block"
@@ -25,16 +32,19 @@ def measure_scoring_claim(run: ClaimRun, kind: str, control: str) -> torch.Tenso
     top = scoring.top_heads(scores, k)
     depth = statistics.median(scoring.relative_depth(layer, model.n_layers) for layer, _ in top)
     run.measure(best_score=scores.max(), top_heads_depth=depth)
-    run.artifact(scores=scores.tolist(), score_name=f"{kind.replace('_', '-')} score",
-                 top_heads=[scoring.fmt_head(*h) for h in top])
+    if run.is_primary:  # the heatmap shows the primary variant
+        run.artifact(scores=scores.tolist(), score_name=f"{kind.replace('_', '-')} score",
+                     top_heads=[scoring.fmt_head(*h) for h in top])
 
     if control == "random-heads":
+        # Random heads among the rest: the threshold must separate the top heads from them.
         gen = torch.Generator().manual_seed(int(run.params["control_seed"]))
-        n = model.n_layers * model.n_heads
-        drawn = torch.randperm(n, generator=gen)[:k].tolist()
-        heads = [(i // model.n_heads, i % model.n_heads) for i in drawn]
+        rest = [(layer, head) for layer in range(model.n_layers) for head in range(model.n_heads)
+                if (layer, head) not in top]
+        heads = [rest[i] for i in torch.randperm(len(rest), generator=gen)[:k].tolist()]
         run.measure(control_best_score=max(float(scores[h]) for h in heads))
-        run.artifact(control_heads=[scoring.fmt_head(*h) for h in heads])
+        if run.is_primary:
+            run.artifact(control_heads=[scoring.fmt_head(*h) for h in heads])
     elif control == "fresh-second-block":
         fresh = prompts.repeated_random_tokens(model.tokenizer, model.bridge.cfg.d_vocab,
                                                n_prompts=data.tokens.shape[0], block_len=data.block_len,
@@ -49,5 +59,3 @@ def measure_scoring_claim(run: ClaimRun, kind: str, control: str) -> torch.Tenso
         run.measure(stripe_score_repeated=max(float(real[h]) for h in top))
     else:
         raise ValueError(f"unknown control {control!r}")
-    run.conclude()
-    return scores

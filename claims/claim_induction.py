@@ -15,6 +15,12 @@ def test_induction_heads(run):
 
 @claim("induction-mean-ablation")
 def test_mean_ablating_induction_heads_breaks_copying(run):
+    for _ in run.variants():
+        _measure_ablation(run)
+    run.conclude()
+
+
+def _measure_ablation(run):
     model, p = run.model, run.params
     data = prompts.from_spec(model, run.data)
     reference = prompts.repeated_random_tokens(model.tokenizer, model.bridge.cfg.d_vocab,
@@ -34,11 +40,11 @@ def test_mean_ablating_induction_heads_breaks_copying(run):
 
     def repeated_loss(heads):
         hooks = ablation.mean_ablation_hooks(heads, means)
-        return float(ablation.token_losses(model.bridge, data.tokens, hooks)[:, span].mean())
+        return float(ablation.token_losses(model.bridge, data.tokens, hooks, positions=span).mean())
 
     base = repeated_loss([])
     run.measure(baseline_loss=base, loss_increase=repeated_loss(top) - base,
                 control_loss_increase=repeated_loss(control) - base)
-    run.artifact(ablated_heads=[scoring.fmt_head(*h) for h in top],
-                 control_heads=[scoring.fmt_head(*h) for h in control])
-    run.conclude()
+    if run.is_primary:
+        run.artifact(ablated_heads=[scoring.fmt_head(*h) for h in top],
+                     control_heads=[scoring.fmt_head(*h) for h in control])

@@ -21,38 +21,44 @@ def _run(claim_id="induction-scoring") -> ClaimRun:
     return ClaimRun(entry, spec, "smollm2-135m", None)
 
 
+def measure_all(run: ClaimRun, **values) -> None:
+    """The same values for every data variant of the claim."""
+    for _ in run.variants():
+        run.measure(**values)
+
+
 def test_claim_passes_when_checks_hold_and_control_fails():
     run = _run()
-    run.measure(best_score=0.44, control_best_score=0.01, top_heads_depth=0.55)
+    measure_all(run, best_score=0.44, control_best_score=0.01, top_heads_depth=0.55)
     run.conclude()
-    assert [c["holds"] for c in run.check_results] == [True, True]
+    assert [c["holds"] for c in run.check_results] == [True, True] * 3  # 3 data variants
     assert run.check_results[0]["control_holds"] is False
 
 
 def test_claim_fails_when_the_effect_is_absent():
     run = _run()
-    run.measure(best_score=0.1, control_best_score=0.01, top_heads_depth=0.55)
+    measure_all(run, best_score=0.1, control_best_score=0.01, top_heads_depth=0.55)
     with pytest.raises(AssertionError, match="best_score = 0.1 fails 'best_score >= 0.25'"):
         run.conclude()
 
 
 def test_claim_fails_when_its_negative_control_also_passes():
     run = _run()
-    run.measure(best_score=0.44, control_best_score=0.3, top_heads_depth=0.55)
+    measure_all(run, best_score=0.44, control_best_score=0.3, top_heads_depth=0.55)
     with pytest.raises(AssertionError, match="negative control control_best_score = 0.3 also passes"):
         run.conclude()
 
 
 def test_claim_fails_outside_the_layer_band():
     run = _run()
-    run.measure(best_score=0.44, control_best_score=0.01, top_heads_depth=0.95)
+    measure_all(run, best_score=0.44, control_best_score=0.01, top_heads_depth=0.95)
     with pytest.raises(AssertionError, match=r"top_heads_depth = 0.95 fails 'top_heads_depth in \[0.3, 0.8\]'"):
         run.conclude()
 
 
 def test_a_check_that_was_never_measured_is_an_error():
     run = _run()
-    run.measure(best_score=0.44)
+    measure_all(run, best_score=0.44)
     with pytest.raises(AssertionError, match="never measured"):
         run.conclude()
 
@@ -116,11 +122,11 @@ def test_drift_beyond_tolerance_from_the_committed_value_fails():
     entry, spec = load_catalogue(ROOT).claims["induction-scoring"]
     base = {"data": spec.data, "params": spec.params, "measured": {"best_score": 0.44, "top_heads_depth": 0.58}}
     run = ClaimRun(entry, spec, "smollm2-135m", None, base)
-    run.measure(best_score=0.47, control_best_score=0.01, top_heads_depth=0.59)
+    measure_all(run, best_score=0.47, control_best_score=0.01, top_heads_depth=0.59)
     run.conclude()  # within tolerance (0.05 and 0.1)
     assert run.check_results[0]["committed_value"] == 0.44
     run = ClaimRun(entry, spec, "smollm2-135m", None, base)
-    run.measure(best_score=0.36, control_best_score=0.01, top_heads_depth=0.59)
+    measure_all(run, best_score=0.36, control_best_score=0.01, top_heads_depth=0.59)
     with pytest.raises(AssertionError, match="best_score drifted from the committed 0.44 to 0.36"):
         run.conclude()
 
@@ -129,6 +135,24 @@ def test_no_drift_check_when_the_spec_changed():
     entry, spec = load_catalogue(ROOT).claims["induction-scoring"]
     base = {"data": {**spec.data, "seed": 99}, "params": spec.params, "measured": {"best_score": 0.3}}
     run = ClaimRun(entry, spec, "smollm2-135m", None, base)
-    run.measure(best_score=0.44, control_best_score=0.01, top_heads_depth=0.59)
+    measure_all(run, best_score=0.44, control_best_score=0.01, top_heads_depth=0.59)
     run.conclude()
     assert "committed_value" not in run.check_results[0]
+
+
+def test_one_failing_variant_fails_the_claim_and_every_variant_is_recorded():
+    run = _run()
+    for i, _ in enumerate(run.variants()):
+        run.measure(best_score=0.44 if i != 1 else 0.2, control_best_score=0.01, top_heads_depth=0.55)
+    with pytest.raises(AssertionError, match=r"\[25 tokens seed 1\] best_score = 0.2 fails"):
+        run.conclude()
+    rec = run.record("fail", "", dt.datetime.now(dt.timezone.utc), 1.0)
+    assert [v["best_score"] for v in rec["variants"].values()] == [0.44, 0.2, 0.44]
+    assert rec["measured"]["best_score"] == 0.44  # the primary variant
+
+
+def test_a_variant_left_unmeasured_is_an_error():
+    run = _run()
+    run.measure(best_score=0.44, control_best_score=0.01, top_heads_depth=0.55)
+    with pytest.raises(AssertionError, match="never measured data variant"):
+        run.conclude()

@@ -96,8 +96,15 @@ def run(request: pytest.FixtureRequest) -> ClaimRun:
     entry, spec = cat.claims[claim_id]
     request.node.stash[STARTED] = (_dt.datetime.now(_dt.timezone.utc), time.perf_counter())
     model, reason = try_load(model_name)
-    claim_run = ClaimRun(entry, spec, model_name, model, _baseline(request.config, model_name, claim_id))
+    baseline = _baseline(request.config, model_name, claim_id)
+    claim_run = ClaimRun(entry, spec, model_name, model, baseline)
     request.node.stash[RUN] = claim_run
+    if baseline and baseline.get("status") == "fail" and model_name != cat.default_model:
+        # A head type absent from a secondary model is a result, not a broken build: while the
+        # committed record says "not reproduced", failing again is expected. A pass (the head
+        # now found) is recorded too. The default model gets no such allowance.
+        request.node.add_marker(pytest.mark.xfail(
+            reason=f"committed result: not reproduced on {model_name}", strict=False))
     if model is None:
         pytest.skip(reason)
     return claim_run
@@ -126,6 +133,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         status, reason = "not run", _skip_reason(report)
     elif report.when == "setup" and report.failed:
         status, reason = "fail", f"error while setting up: {call.excinfo.value if call.excinfo else report.longreprtext}"
+    elif report.when == "call" and hasattr(report, "wasxfail"):
+        exc = call.excinfo.value if call.excinfo else None
+        status, reason = ("fail", str(exc)) if report.skipped else ("pass", "")
     elif report.when == "call":
         if report.passed:
             status, reason = "pass", ""
@@ -159,7 +169,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     tr = terminalreporter
     tr.section("head atlas claims")
     for r in records:
+        first = r["checks"][0].get("variant") if r["checks"] else None
+        shown = [c for c in r["checks"] if c.get("variant") == first]
         values = ", ".join(f"{c['measure']}={c['value']:.3g}" + (f" (control {c['control_value']:.3g})" if "control_value" in c else "")
-                           for c in r["checks"])
+                           for c in shown)
+        if first:
+            values += f" [{first}; {len(r.get('variants', {}))} variants]"
         tr.write_line(f"{r['status']:8} {r['claim_id']} [{r['model']}] {values}"
                       + (f" - {r['reason'][:200]}" if r["reason"] else ""))

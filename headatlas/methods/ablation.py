@@ -42,9 +42,41 @@ def mean_ablation_hooks(heads: Sequence[tuple[int, int]], means: dict[int, torch
     return hooks
 
 
-def token_losses(bridge, tokens: torch.Tensor, fwd_hooks: Sequence[Hook] = ()) -> torch.Tensor:
-    """Next-token cross-entropy per position, [batch, pos - 1] (position i predicts token i+1)."""
+class _ResidualDone(Exception):
+    """Raised from the unembedding's input hook to end a forward pass early."""
+
+
+def final_residual(bridge, tokens: torch.Tensor, fwd_hooks: Sequence[Hook] = ()) -> torch.Tensor:
+    """The normalized residual stream entering the unembedding, [batch, pos, d_model]."""
+    store: dict[str, torch.Tensor] = {}
+
+    def keep(x, hook):
+        store["x"] = x.detach()
+        raise _ResidualDone
+
     with torch.inference_mode():
-        logits = bridge.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks))
-        logp = logits.float().log_softmax(-1)
-    return -logp[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
+        try:
+            bridge.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks) + [("unembed.hook_in", keep)], return_type=None)
+        except _ResidualDone:
+            pass
+    return store["x"]
+
+
+def token_losses(bridge, tokens: torch.Tensor, fwd_hooks: Sequence[Hook] = (),
+                 positions: slice | None = None) -> torch.Tensor:
+    """Next-token cross-entropy, [batch, n] for predicting positions `positions` (default all:
+    position i predicts token i+1).
+
+    Logits are computed only where needed and one prompt at a time: a full [batch, pos, vocab]
+    tensor is gigabytes for Gemma's 262k-token vocabulary.
+    """
+    x = final_residual(bridge, tokens, fwd_hooks)[:, :-1]
+    targets = tokens[:, 1:]
+    if positions is not None:
+        x, targets = x[:, positions], targets[:, positions]
+    out = []
+    with torch.inference_mode():
+        for i in range(x.shape[0]):
+            logp = bridge.unembed(x[i: i + 1]).float().log_softmax(-1)
+            out.append(-logp.gather(-1, targets[i: i + 1, :, None])[..., 0])
+    return torch.cat(out)
