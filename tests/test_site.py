@@ -60,34 +60,84 @@ def test_build_is_strict_and_takes_seconds(built_site):
 
 def test_induction_page_shows_each_status_with_its_own_badge(built_site):
     html = page(built_site.path, "heads/induction")
-    scoring = section(html, "induction-scoring", "induction-mean-ablation")
+    scoring = section(html, "induction-scoring--smollm2-135m", "induction-scoring--gemma-3-270m")
     ablation = section(html, "induction-mean-ablation", "induction-gpt2-published")
-    assert '<span class="ha-badge ha-pass">pass</span>' in scoring
-    assert '<span class="ha-badge ha-fail">fail</span>' in ablation and "ha-pass" not in ablation
-    assert "loss_increase = 0.42 is below the threshold 1" in ablation  # the reason it failed
+    assert re.search(r'<span class="ha-badge ha-pass"[^>]*>reproduced</span>', scoring)
+    # a failure on the default model is a broken claim: red "fail", never passing
+    assert re.search(r'<span class="ha-badge ha-fail"[^>]*>fail</span>', ablation) and "ha-pass" not in ablation
+    assert "<strong>Why:</strong> loss_increase = 0.42 fails <code>loss_increase &gt;= 1</code>." in ablation
+    assert "loss_increase = 0.42 is below the threshold 1" in ablation  # the recorded reason, in the run details
+
+
+def test_fail_on_another_model_is_not_found_with_the_failed_check(built_site):
+    html = page(built_site.path, "heads/induction")
+    gemma = section(html, "induction-scoring--gemma-3-270m", "induction-mean-ablation")
+    assert re.search(r'<span class="ha-badge ha-not-found" title="[^"]*relative depth 0.294[^"]*">not found</span>', gemma)
+    assert "ha-pass" not in gemma and "ha-fail" not in gemma
+    assert "the top heads sit at relative depth 0.294, outside the layer band 0.3–0.8" in gemma
+    assert "(all 3 data variants)" in gemma
 
 
 def test_result_shows_measured_values_against_thresholds(built_site):
-    scoring = section(page(built_site.path, "heads/induction"), "induction-scoring", "induction-mean-ablation")
-    row = table_row(scoring, "control_best_score</code> = 0.0123")
-    assert "best_score &gt;= 0.25" in row and "<td>0.432</td>" in row
+    scoring = section(page(built_site.path, "heads/induction"), "induction-scoring--smollm2-135m",
+                      "induction-scoring--gemma-3-270m")
+    row = table_row(scoring.split("Data variants:")[0], "best_score &gt;= 0.25")
+    assert "<strong>0.432</strong>" in row            # the primary variant's value is the headline
+    assert "0.41–0.446" in row                        # its spread over the variants
+    assert 'title="control_best_score">0.0123</span>' in row and "✓ fails 3/3" in row
+    gauge = re.search(r'<svg class="ha-gauge".*?</svg>', scoring, flags=re.S).group(0)
+    assert "best_score &gt;= 0.25: measured 0.432, 0.41, 0.446" in gauge
+    assert gauge.count("<circle") == 3 and "ha-gauge-control" in gauge
     assert "abcdef012345" in scoring  # short weights hash
-    assert "2026-01-02" in scoring
+    assert re.search(r'last refreshed <strong class="ha-refreshed"><time datetime="2026-01-02T03:04:05\+00:00"[^>]*>'
+                     r"2026-01-02</time>", scoring)
+
+
+def test_result_has_a_table_per_data_variant_and_the_spread(built_site):
+    scoring = section(page(built_site.path, "heads/induction"), "induction-scoring--smollm2-135m",
+                      "induction-scoring--gemma-3-270m")
+    variants = scoring[scoring.index("Data variants:"):]
+    for name, value in (("40 tokens seed 0", "0.432"), ("25 tokens seed 1", "0.41"), ("60 tokens seed 2", "0.446")):
+        assert name in variants
+        assert f"<td>{value}</td>" in variants, value
+    assert "<code>block_len=25, seed=1</code>" in variants  # what each variant changes
+    spread = table_row(variants, "<code>control_best_score</code>")
+    assert "0.0101–0.0145" in spread  # min–max of a measured value over the variants
+
+
+def test_head_page_shows_when_it_was_last_refreshed(built_site):
+    html = page(built_site.path, "heads/induction")
+    facts = html[:html.index('id="summary"')]
+    assert "Last refreshed" in facts and "2026-01-03" in facts  # the newest record (gemma's)
+    assert "No result" not in facts
 
 
 def test_heatmap_is_a_png_next_to_the_page(built_site):
     page_dir = built_site.path / "heads" / "induction"
     imgs = [i for i in Tags(page(built_site.path, "heads/induction")).tags["img"] if "ha-heatmap" in i.get("class", "")]
-    assert len(imgs) == 1, "one record with scores, so one heatmap"
+    assert len(imgs) == 2, "two records with scores (smollm2 and gemma), so two heatmaps"
     png = (page_dir / imgs[0]["src"]).resolve()
     assert png.is_file(), png
     assert png.read_bytes().startswith(PNG)
     assert png.stat().st_size > 5000  # a real figure, not an empty image
 
 
+def test_attention_example_and_effects_become_figures(built_site):
+    tags = Tags(page(built_site.path, "heads/induction")).tags["img"]
+    page_dir = built_site.path / "heads" / "induction"
+    for cls, name in (("ha-attention", "induction-scoring-smollm2-135m-attention.png"),
+                      ("ha-effects", "induction-mean-ablation-smollm2-135m-effects.png")):
+        imgs = [i for i in tags if cls in i.get("class", "")]
+        assert len(imgs) == 1, cls
+        assert imgs[0]["src"].endswith(name)
+        assert (page_dir / imgs[0]["src"]).resolve().read_bytes().startswith(PNG)
+    # records without those artifacts (gemma) get no such figure, and no error
+    assert not (built_site.path / "heads" / "induction-scoring-gemma-3-270m-attention.png").exists()
+
+
 def test_not_run_is_shown_as_not_run_never_as_passing(built_site):
     published = section(page(built_site.path, "heads/induction"), "induction-gpt2-published")
-    assert '<span class="ha-badge ha-not-run">not run</span>' in published
+    assert re.search(r'<span class="ha-badge ha-not-run"[^>]*>not run</span>', published)
     assert "ha-pass" not in published
     assert "weights unavailable offline (fake reason for the site test)" in published
     row = table_row(page(built_site.path, "claims"), "induction-gpt2-published")
@@ -102,8 +152,66 @@ def test_claims_page_lists_every_claim_on_every_model(built_site):
         for model in spec.models:
             assert re.search(rf"<tr>(?:(?!</tr>).)*{claim_id}(?:(?!</tr>).)*>{model}</a>", html, flags=re.S), \
                 (claim_id, model)
-    assert "ha-fail" in table_row(html, ">induction-mean-ablation<")
-    assert "no result recorded yet" in table_row(html, ">previous-token-scoring<")  # no fake record for it
+    rows = [r for r in re.findall(r"<tr>.*?</tr>", html, flags=re.S) if ">induction-mean-ablation<" in r]
+    assert "ha-fail" in next(r for r in rows if ">smollm2-135m<" in r)
+    assert "no result recorded yet" in next(r for r in rows if ">gemma-3-270m<" in r)  # no fake record for it
+    gemma = next(r for r in re.findall(r"<tr>.*?</tr>", html, flags=re.S)
+                 if ">induction-scoring<" in r and ">gemma-3-270m<" in r)
+    assert "ha-not-found" in gemma and "ha-pass" not in gemma
+    assert "relative depth 0.294" in gemma  # the reason, next to the badge
+    assert "<td>0.405–0.437</td>" in gemma  # the spread of the key value over the data variants
+
+
+def test_transfer_matrix_has_a_row_per_head_with_claims_and_a_column_per_model(built_site):
+    html = page(built_site.path, "transfer")
+    cat = load_catalogue(ROOT)
+    header = re.search(r"<thead>.*?</thead>", html, flags=re.S).group(0)
+    for model in ("smollm2-135m", "gemma-3-270m", "gpt2"):  # every model with a results file
+        assert f">{model}</a>" in header, model
+    assert ">gpt2-medium<" not in header  # in the catalogue, but no results file
+    rows = re.findall(r"<tr>.*?</tr>", html.split("<tbody>")[1], flags=re.S)
+    assert len(rows) == sum(1 for e in cat.heads.values() if e.claims)
+    induction = table_row(html, ">Induction head</a>")
+    cells = re.findall(r"<td>.*?</td>", induction, flags=re.S)
+    smollm2, gemma, gpt2 = cells[2:5]
+    assert "ha-not-found" in smollm2 or "ha-fail" in smollm2  # ablation fails on the default model
+    assert ">fail<" in smollm2 and "top 18.6, 17.3, 17.4" in smollm2 and "best_score 0.432 (0.41–0.446)" in smollm2
+    assert ">not found<" in gemma and 'title="induction-scoring: not found: the top heads sit' in gemma
+    assert ">not run<" in gpt2
+    for cell_html in (smollm2, gemma, gpt2):
+        assert "ha-pass" not in cell_html
+        note = re.search(r'href="#(tf-\d+)"', cell_html).group(1)
+        assert f'<li id="{note}">' in html  # each non-reproduced cell has a footnote with the reason
+    assert "weights unavailable offline (fake reason for the site test)" in html
+    previous = table_row(html, ">Previous-token head</a>")
+    assert ">reproduced<" in re.findall(r"<td>.*?</td>", previous, flags=re.S)[2]
+
+
+def test_model_page_grid_colours_heads_by_type_and_links_them(built_site):
+    html = page(built_site.path, "models/smollm2-135m")
+    grid = re.search(r'<table class="ha-grid".*?</table>', html, flags=re.S).group(0)
+    rows = re.findall(r"<tr>.*?</tr>", grid.split("<tbody>")[1], flags=re.S)
+    assert len(rows) == 30 and all(r.count("<td") == 9 for r in rows)
+    # the induction record's best head, 18.6, is coloured as induction and links to its page
+    cell_18_6 = re.findall(r"<td.*?</td>", rows[18], flags=re.S)[6]
+    assert 'href="../../heads/induction/"' in cell_18_6 and "0.43" in cell_18_6 and ">IND<" in cell_18_6
+    assert 'title="18.6: Induction head 0.432' in cell_18_6
+    # previous-token from its claim record, successor from the scan; a weak cell stays blank
+    assert 'href="../../heads/previous-token/"' in re.findall(r"<td.*?</td>", rows[16], flags=re.S)[0]
+    assert 'href="../../heads/successor/"' in re.findall(r"<td.*?</td>", rows[25], flags=re.S)[2]
+    assert "ha-cell-empty" in re.findall(r"<td.*?</td>", rows[0], flags=re.S)[0]
+    legend = html[html.index('class="ha-legend"'):]
+    legend = legend[:legend.index("</ul>")]
+    for hid in ("induction", "previous-token", "successor"):
+        assert f'href="../../heads/{hid}/"' in legend, hid
+    assert "headatlas scan" in legend  # where the successor scores came from
+    assert "<code>option_attention</code>" in html  # a scan score that names no head entry is listed, not used
+    assert "Last refreshed" in html and "2026-01-02" in html
+
+
+def test_model_page_without_scores_says_how_to_get_them(built_site):
+    html = page(built_site.path, "models/gpt2")
+    assert "ha-grid" not in html and "No score matrix recorded for this model yet" in html
 
 
 def test_edit_links_open_the_source_file(built_site):
@@ -144,12 +252,49 @@ def test_stage_diagram_links_all_four_stages(built_site):
 
 
 def test_site_loads_nothing_from_the_network(built_site):
-    for html_file in [built_site.path / "index.html", built_site.path / "heads/induction/index.html"]:
-        tags = Tags(html_file.read_text())
-        srcs = [t.get("src", "") for t in tags.tags.get("script", [])] + \
-               [t.get("href", "") for t in tags.tags.get("link", []) if t.get("rel") == "stylesheet"]
-        assert not [s for s in srcs if s.startswith(("http:", "https:", "//"))], srcs
-        assert "fonts.googleapis" not in html_file.read_text()
+    """No page, stylesheet or script fetches anything from another host: only plain outbound
+    links (<a href>, e.g. to papers) may point off-site."""
+    remote = ("http:", "https:", "//")
+    html_files = list(built_site.path.rglob("*.html"))
+    assert len(html_files) > 50
+    for html_file in html_files:
+        text = html_file.read_text(encoding="utf-8")
+        tags = Tags(text)
+        fetched = [t.get("src", "") for name in ("script", "img", "iframe", "source", "audio", "video", "embed")
+                   for t in tags.tags.get(name, [])]
+        fetched += [t.get("href", "") for t in tags.tags.get("link", [])
+                    if t.get("rel") not in ("canonical", "alternate")]
+        fetched += re.findall(r"""url\(\s*['"]?([^'")]+)""", text)
+        fetched += re.findall(r"""(?:import\s*\(\s*|from\s+|\.src\s*=\s*)['"]([^'"]+)""", text)
+        assert not [u for u in fetched if u.strip().startswith(remote)], (html_file, fetched)
+        assert "fonts.googleapis" not in text and "cdn." not in text.lower(), html_file
+    for css in list(built_site.path.rglob("*.css")):
+        text = css.read_text(encoding="utf-8")
+        assert not re.search(r"""(@import|url\()\s*['"]?(https?:)?//""", text), css
+
+
+def test_notebooks_are_pages_with_their_outputs(built_site):
+    for name in ("find-induction-heads", "trace-ioi-circuit"):
+        html = page(built_site.path, f"notebooks/{name}")
+        assert 'class="jp-Notebook' in html, name
+        assert re.search(r'<img[^>]+src="data:image/png;base64,', html), f"{name} has no plotted output"
+        assert "cdnjs" not in html and "MathJax.Hub" not in html, name  # CDN scripts stripped
+
+
+def test_verdicts_follow_the_status_semantics():
+    from headatlas.site.verdicts import verdict
+
+    fail = {"status": "fail", "reason": "x", "checks": [
+        {"check": "best_score >= 0.25", "measure": "best_score", "value": 0.1, "holds": False}]}
+    assert verdict({"status": "pass"}, "m", "m").label == "reproduced"
+    assert (verdict(fail, "m", "m").css, verdict(fail, "m", "m").label) == ("ha-fail", "fail")
+    other = verdict(fail, "other", "m")
+    assert (other.css, other.label) == ("ha-not-found", "not found")
+    assert other.reason == "best_score = 0.1 fails `best_score >= 0.25`"
+    assert verdict({"status": "not run", "reason": "not run: offline"}, "m", "m").reason == "offline"
+    assert verdict(None, "m", "m").label == "no result recorded yet"
+    for record in (fail, {"status": "not run"}, {"status": "PASS"}, None):
+        assert not verdict(record, "other", "m").passing and verdict(record, "other", "m").css != "ha-pass"
 
 
 def test_badge_only_draws_the_exact_pass_status_as_passing():
@@ -202,6 +347,9 @@ def test_without_results_every_claim_says_no_result_yet(variant_site):
     assert rows and all("no result recorded yet" in r for r in rows)
     assert "ha-pass" not in html and "ha-fail" not in html
     assert not list((variant_site.path / "heads").glob("*.png"))
+    assert "No results recorded yet" in page(variant_site.path, "transfer")  # no results file, no columns
+    model = page(variant_site.path, "models/smollm2-135m")  # no records and no scan: no grid, no error
+    assert "ha-grid" not in model and "No score matrix recorded for this model yet" in model
 
 
 def test_circuit_graph_and_benchmark_pages_appear_when_defined(variant_site, built_site):
@@ -212,3 +360,26 @@ def test_circuit_graph_and_benchmark_pages_appear_when_defined(variant_site, bui
     assert 'href="../../heads/previous-token/"' in bench
     if not load_catalogue(ROOT).circuits:
         assert not (built_site.path / "circuits").exists()
+
+
+def test_raw_html_links_work_with_and_without_directory_urls():
+    from headatlas.site.pages import SiteBuilder
+
+    cat = load_catalogue(ROOT)
+    pretty, plain_urls = SiteBuilder(cat, {}), SiteBuilder(cat, {}, directory_urls=False)
+    assert pretty.url("models/gpt2.md", "heads/induction.md") == "../../heads/induction/"
+    assert pretty.url("transfer.md", "heads/induction.md", "induction-scoring") == "../heads/induction/#induction-scoring"
+    assert pretty.url("heads/index.md", "index.md") == "../"
+    assert plain_urls.url("models/gpt2.md", "heads/induction.md") == "../heads/induction.html"
+    assert plain_urls.url("transfer.md", "claims.md") == "claims.html"
+
+
+def test_grid_normalisation_lets_a_skewed_score_win_only_where_it_stands_out():
+    from headatlas.site.atlas import ScoreMap
+
+    # an entropy-like score that most heads score high on, and a sparse one with one clear head
+    flat = ScoreMap("constant", "c", "scan", [[0.9, 0.92, 0.91, 0.95], [0.93, 0.9, 0.99, 0.92]])
+    sparse = ScoreMap("induction", "i", "scan", [[0.0, 0.01, 0.0, 0.4], [0.0, 0.0, 0.02, 0.0]])
+    assert flat.normalised()[0][0] == 0.0 and flat.normalised()[1][2] == 1.0
+    assert sparse.normalised()[0][3] == 1.0 and sparse.normalised()[0][1] < 0.5
+    assert ScoreMap("x", "x", "scan", [[0.5, 0.5], [0.5, 0.5]]).normalised() is None

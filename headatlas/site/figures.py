@@ -6,8 +6,12 @@ needs no CDN script and every figure shows exactly the data it was built from.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
+import json
 from html import escape
+from pathlib import Path
 
 import matplotlib
 
@@ -15,6 +19,38 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import patheffects  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+
+
+# Set by the mkdocs hook to <repo>/.cache/headatlas-site: PNGs already drawn from the same data
+# by the same code are reused, so rebuilds (tests, `mkdocs serve`) skip matplotlib. None: no cache.
+CACHE_DIR: Path | None = None
+_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+def cached(draw):
+    """Memoize a PNG-drawing function on disk, keyed by this module's code and the arguments."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        if CACHE_DIR is None:
+            return draw(*args, **kwargs)
+        blob = json.dumps([draw.__name__, _CODE, matplotlib.__version__, args, kwargs], sort_keys=True, default=str)
+        path = Path(CACHE_DIR) / f"{hashlib.sha256(blob.encode()).hexdigest()}.png"
+        try:
+            return path.read_bytes()
+        except OSError:
+            pass
+        png = draw(*args, **kwargs)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{id(png)}.tmp")
+            tmp.write_bytes(png)
+            tmp.replace(path)
+        except OSError:
+            pass
+        return png
+
+    return wrapper
 
 
 def _png(fig) -> bytes:
@@ -31,6 +67,7 @@ def _split(head: str) -> tuple[int, int]:
     return (int(layer), int(head_)) if layer.isdigit() and head_.isdigit() else (-1, -1)
 
 
+@cached
 def heatmap_png(scores: list[list[float]], *, title: str, score_name: str, top_heads: list[str],
                 published: list[str] = (), band: tuple[float, float] | None = None) -> bytes:
     """A layer x head score matrix, with the top heads boxed and ranked, the published heads
@@ -61,6 +98,7 @@ def heatmap_png(scores: list[list[float]], *, title: str, score_name: str, top_h
     return _png(fig)
 
 
+@cached
 def circuit_png(classes: dict[str, list[str]], edges: list[tuple[str, str]], *, title: str,
                 n_layers: int | None = None) -> bytes:
     """A circuit as boxes of heads, one class per row from the earliest class (top) to the latest,
@@ -119,3 +157,88 @@ def stage_svg(stages: list[tuple[str, str, int, str]]) -> str:
                          'stroke="currentColor" stroke-width="2" marker-end="url(#ha-arrow)"/>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+@cached
+def attention_png(tokens: list[str], pattern: list[list[float]], *, title: str) -> bytes:
+    """One head's attention pattern on one prompt: query tokens down, key tokens across."""
+    n_q, n_k = len(pattern), len(pattern[0])
+    keys = [_token_label(t) for t in tokens[:n_k]]
+    queries = [_token_label(t) for t in tokens[:n_q]]
+    size = 0.9 + 0.2 * max(n_q, n_k)
+    fig, ax = plt.subplots(figsize=(min(size + 1.2, 11), min(size, 10)))
+    im = ax.imshow(pattern, cmap="Blues", vmin=0, vmax=max(1e-9, max(max(r) for r in pattern)),
+                   interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02).set_label("attention")
+    fontsize = 7 if max(n_q, n_k) <= 40 else 5
+    ax.set_xticks(range(len(keys)), keys, rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(len(queries)), queries, fontsize=fontsize)
+    ax.set_xlabel("key (attended-to token)")
+    ax.set_ylabel("query (current token)")
+    ax.set_title(title, fontsize=10)
+    return _png(fig)
+
+
+def _token_label(token: str) -> str:
+    """A token as a tick label: visible whitespace, short, no mathtext."""
+    text = str(token).replace("\n", "\\n").replace("\t", "\\t").replace("$", r"\$")
+    text = text.replace(" ", "·") if text.strip() == "" or text.startswith(" ") else text
+    return text if len(text) <= 14 else text[:13] + "…"
+
+
+@cached
+def effects_png(labels: list[str], values: list[float], *, ylabel: str, title: str,
+                control: list[bool] | None = None) -> bytes:
+    """A bar per labelled effect (e.g. the loss increase from ablating each head), controls grey."""
+    n = len(values)
+    fig, ax = plt.subplots(figsize=(min(1.6 + 0.45 * n, 11), 3.0))
+    colours = ["#9e9e9e" if (control and i < len(control) and control[i]) else "#3949ab" for i in range(n)]
+    ax.bar(range(n), values, color=colours)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xticks(range(n), [_token_label(x) for x in labels], rotation=45 if n > 6 else 0,
+                  ha="right" if n > 6 else "center", fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.set_title(title, fontsize=10)
+    for side in ("right", "top"):
+        ax.spines[side].set_visible(False)
+    return _png(fig)
+
+
+def gauge_svg(check: str, parsed: tuple[str, str, float, float], values: list[float],
+              controls: list[float]) -> str:
+    """A small inline SVG of one check: the passing range shaded, the threshold as a line, each
+    data variant's value as a dot (the primary one filled), the negative control as a cross."""
+    _, op, lo_t, hi_t = parsed
+    points = [lo_t, hi_t, *values, *controls]
+    lo, hi = min(points), max(points)
+    pad = (hi - lo) * 0.12 or abs(hi) * 0.2 or 1.0
+    lo, hi = lo - pad, hi + pad
+    w, h, x0, x1 = 240, 34, 8, 232
+
+    def x(v: float) -> float:
+        return round(x0 + (v - lo) / (hi - lo) * (x1 - x0), 1)
+
+    region = {">=": (lo_t, hi), ">": (lo_t, hi), "<=": (lo, hi_t), "<": (lo, hi_t), "in": (lo_t, hi_t)}[op]
+    label = (f"{check}: measured {', '.join(num(v) for v in values)}"
+             + (f"; negative control {', '.join(num(v) for v in controls)}" if controls else "")
+             + "; the shaded range passes")
+    parts = [f'<svg class="ha-gauge" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
+             f'xmlns="http://www.w3.org/2000/svg"><title>{escape(label)}</title>',
+             f'<rect x="{x(region[0])}" y="5" width="{max(0.5, x(region[1]) - x(region[0]))}" height="14" '
+             'class="ha-gauge-pass"/>',
+             f'<line x1="{x0}" y1="12" x2="{x1}" y2="12" class="ha-gauge-axis"/>']
+    for t in sorted({lo_t, hi_t}):
+        parts.append(f'<line x1="{x(t)}" y1="3" x2="{x(t)}" y2="21" class="ha-gauge-threshold"/>'
+                     f'<text x="{x(t)}" y="31" text-anchor="middle" class="ha-gauge-label">{escape(num(t))}</text>')
+    for c in controls:
+        parts.append(f'<path d="M{x(c) - 3.5},{8.5} l7,7 m0,-7 l-7,7" class="ha-gauge-control"/>')
+    for i, v in reversed(list(enumerate(values))):
+        ok = {">=": v >= lo_t, ">": v > lo_t, "<=": v <= hi_t, "<": v < hi_t, "in": lo_t <= v <= hi_t}[op]
+        cls = ("ha-gauge-value" if i == 0 else "ha-gauge-variant") + ("" if ok else " ha-gauge-miss")
+        parts.append(f'<circle cx="{x(v)}" cy="12" r="{4.2 if i == 0 else 3.2}" class="{cls}"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def num(value: float) -> str:
+    return f"{value:g}" if float(value).is_integer() else f"{value:.3g}"

