@@ -103,6 +103,33 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Score every head of a model with every scoring method; write JSON for the site."""
+    from headatlas.models import ModelError, load_model
+    from headatlas.scan import default_path, scan_model, write_scan
+
+    try:
+        model = load_model(args.model)
+    except (ModelError, CatalogueError) as exc:
+        return _fail(str(exc))
+    result = scan_model(model)
+    if args.out:
+        path = Path(args.out)
+    else:
+        from headatlas.catalogue import find_root
+
+        try:
+            path = default_path(find_root(), model.name)
+        except CatalogueError:
+            path = default_path(Path.cwd(), model.name)
+    write_scan(result, path)
+    for stage, reason in result.skipped.items():
+        console.print(f"[yellow]warning:[/] {stage} skipped: {reason}")
+    console.print(f"[green]✓[/] {len(result.scores)} scores x {model.n_layers * model.n_heads} heads of "
+                  f"{model.name} in {result.duration:.1f} s -> {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="headatlas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("new", help="scaffold a head entry and a claim test that fails until written")
     p.add_argument("id", help="kebab-case id of the head type, e.g. 'successor'")
     p.set_defaults(func=cmd_new)
+    p = sub.add_parser("scan", help="score every head with every scoring method (JSON for the site)")
+    p.add_argument("model", help="model name from catalogue/models.yaml, or hub:<repo>")
+    p.add_argument("--out", help="output JSON path (default results/scans/<model>.json)")
+    p.set_defaults(func=cmd_scan)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,255 @@
+"""Activation patching (per head, on hook_z), path patching and attribution patching.
+
+Convention ("noising", as in Wang et al.'s IOI work): the model runs on the clean prompts and
+a head's activation is taken from the corrupted prompts; a head matters when the metric moves.
+`denoise=True` flips it (run corrupted, restore clean activations). Metrics map logits
+[batch, pos, vocab] to one value per prompt; results are means over prompts.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+from headatlas.methods.replacement import (Heads, Metric, all_heads, cache_z, chunked_replacement, head_grid,
+                                        position_mask, run_metric, z_replacement_hooks)
+from headatlas.methods.weights import head_weights, kv_group
+
+
+@dataclass
+class PatchingResult:
+    patched: torch.Tensor   # [layer, head] mean metric with that head patched (NaN: not run)
+    clean: float            # metric of the unpatched run
+    corrupted: float        # metric of the source prompts
+
+    @property
+    def effect(self) -> torch.Tensor:
+        """patched - clean."""
+        return self.patched - self.clean
+
+    @property
+    def normalized(self) -> torch.Tensor:
+        """0 = no change, 1 = the head alone moves the metric all the way to the other run's value."""
+        return (self.patched - self.clean) / (self.corrupted - self.clean)
+
+
+def _runs(clean: torch.Tensor, corrupted: torch.Tensor, denoise: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prompts run, prompts whose activations are patched in)."""
+    if clean.shape != corrupted.shape:
+        raise ValueError(f"clean {tuple(clean.shape)} and corrupted {tuple(corrupted.shape)} prompts differ in shape")
+    return (corrupted, clean) if denoise else (clean, corrupted)
+
+
+def activation_patching(bridge, clean: torch.Tensor, corrupted: torch.Tensor, metric: Metric, *,
+                        heads: Heads | None = None, positions=None, denoise: bool = False,
+                        chunk: int = 8) -> PatchingResult:
+    """Patch each head's hook_z alone; `chunk` heads share one forward pass (batch repeated)."""
+    run, source = _runs(clean, corrupted, denoise)
+    heads = all_heads(bridge) if heads is None else list(heads)
+    values = cache_z(bridge, source)
+    base = float(run_metric(bridge, run, metric).mean())
+    other = float(run_metric(bridge, source, metric).mean())
+    patched = chunked_replacement(bridge, run, metric, heads, values, positions, chunk)
+    return PatchingResult(head_grid(bridge, heads, patched), base, other)
+
+
+def activation_patching_loop(bridge, clean: torch.Tensor, corrupted: torch.Tensor, metric: Metric, *,
+                             heads: Heads | None = None, positions=None, denoise: bool = False) -> PatchingResult:
+    """Reference implementation: one forward pass per head, no batching tricks."""
+    run, source = _runs(clean, corrupted, denoise)
+    heads = all_heads(bridge) if heads is None else list(heads)
+    values = cache_z(bridge, source)
+    base = float(run_metric(bridge, run, metric).mean())
+    other = float(run_metric(bridge, source, metric).mean())
+    patched = [run_metric(bridge, run, metric, z_replacement_hooks([h], values, positions)).mean() for h in heads]
+    return PatchingResult(head_grid(bridge, heads, torch.stack(patched)), base, other)
+
+
+# ----------------------------------------------------------------------------- attribution patching
+
+
+@dataclass
+class AttributionResult:
+    estimate: torch.Tensor   # [layer, head] first-order estimate of patched - clean
+    clean: float
+    seconds: float = 0.0
+
+
+def attribution_patching(bridge, clean: torch.Tensor, corrupted: torch.Tensor, metric: Metric, *,
+                         positions=None, denoise: bool = False) -> AttributionResult:
+    """Nanda's attribution patching: (z_source - z_run) . d metric / d z_run, for every head at
+    once from two forward passes and one backward pass. A linear approximation: it is good when
+    patching one head changes the model little, and misses saturation (e.g. softmax) effects."""
+    t0 = time.perf_counter()
+    run, source = _runs(clean, corrupted, denoise)
+    z_src = cache_z(bridge, source)
+    n_layers = bridge.cfg.n_layers
+    zs: list = [None] * n_layers
+
+    def leaf(x, hook):
+        # Start the graph at the embedding so gradients reach hook_z whether or not the
+        # parameters require grad; autograd.grad below then never touches parameter .grad.
+        return x.detach().requires_grad_(True)
+
+    def keep(z, hook):
+        zs[int(hook.name.split(".")[1])] = z
+        return z
+
+    hooks = [("hook_embed", leaf)] + [(f"blocks.{layer}.attn.hook_z", keep) for layer in range(n_layers)]
+    with torch.enable_grad():
+        logits = bridge.run_with_hooks(run, fwd_hooks=hooks)
+        value = metric(logits.float()).mean()
+        grads = torch.autograd.grad(value, zs)
+    b, s = run.shape
+    mask = position_mask(positions, b, s)[..., None, None].float()
+    est = torch.stack([((z_src[layer] - zs[layer].detach()) * grads[layer] * mask).sum((0, 1, 3)) for layer in range(n_layers)])
+    # metric(...).mean() already divides by the batch size, so the sum over prompts is the mean effect.
+    return AttributionResult(est, float(value.detach()), time.perf_counter() - t0)
+
+
+@dataclass
+class AttributionCheck:
+    estimate: torch.Tensor                        # [layer, head] attribution estimate
+    candidates: list[tuple[int, int]]             # top-k heads by |estimate|
+    exact: dict[tuple[int, int], float]           # exact patching effect of each candidate
+    correlation: float                            # Pearson r of estimate vs exact over candidates
+    extra: dict = field(default_factory=dict)
+
+
+def attribution_then_exact(bridge, clean: torch.Tensor, corrupted: torch.Tensor, metric: Metric, *,
+                           top_k: int = 10, positions=None, denoise: bool = False, chunk: int = 8) -> AttributionCheck:
+    """Screen every head with attribution patching, then confirm the top-k by exact patching."""
+    att = attribution_patching(bridge, clean, corrupted, metric, positions=positions, denoise=denoise)
+    n_heads = att.estimate.shape[1]
+    order = torch.argsort(att.estimate.abs().flatten(), descending=True)[:top_k]
+    cands = [(int(i) // n_heads, int(i) % n_heads) for i in order]
+    exact = activation_patching(bridge, clean, corrupted, metric, heads=cands, positions=positions,
+                                denoise=denoise, chunk=chunk)
+    ex = {h: float(exact.effect[h]) for h in cands}
+    a = torch.tensor([float(att.estimate[h]) for h in cands])
+    e = torch.tensor([ex[h] for h in cands])
+    r = float(torch.corrcoef(torch.stack([a, e]))[0, 1]) if len(cands) > 1 else float("nan")
+    return AttributionCheck(att.estimate, cands, ex, r, {"clean": exact.clean, "corrupted": exact.corrupted})
+
+
+def top_k_overlap(a: torch.Tensor, b: torch.Tensor, k: int = 10, absolute: bool = True) -> float:
+    """Share of the k top heads of score grid `a` that are also among the k top heads of `b`."""
+    fa, fb = (a.abs(), b.abs()) if absolute else (a, b)
+    ta = set(torch.argsort(torch.nan_to_num(fa.flatten(), nan=-1e30), descending=True)[:k].tolist())
+    tb = set(torch.argsort(torch.nan_to_num(fb.flatten(), nan=-1e30), descending=True)[:k].tolist())
+    return len(ta & tb) / k
+
+
+# ----------------------------------------------------------------------------- path patching
+
+Receiver = tuple[int, int, str] | str   # (layer, head, "q" | "k" | "v") or "logits"
+
+
+def _parse_receivers(receivers) -> tuple[list[tuple[int, int, str]], bool]:
+    qkv, logits = [], False
+    for r in receivers:
+        if r == "logits":
+            logits = True
+        else:
+            layer, head, comp = r
+            if comp not in ("q", "k", "v"):
+                raise ValueError(f"receiver component must be q, k or v, not {comp!r}")
+            qkv.append((int(layer), int(head), comp))
+    return qkv, logits
+
+
+def path_patching(bridge, clean: torch.Tensor, corrupted: torch.Tensor, metric: Metric,
+                  senders: Heads, receivers: Sequence[Receiver], *, positions=None, chunk: int = 4,
+                  z_clean: torch.Tensor | None = None, z_corr: torch.Tensor | None = None) -> torch.Tensor:
+    """Wang et al.'s path patching, one sender at a time (chunked): the effect of each sender head
+    on the metric through the given receivers only. -> [n_senders] mean metric (clean run with
+    only those paths carrying the corrupted sender).
+
+    Receivers: (layer, head, "q"|"k"|"v") inputs of later heads, and/or "logits" (the sender's
+    direct path to the unembedding). Step 1: run clean with the sender's hook_z from the
+    corrupted prompts and every other head frozen at its clean hook_z (MLPs recompute), and
+    record the receivers' q/k/v. Step 2: run clean with only those q/k/v replaced, plus, for
+    "logits", the sender's output change added to the final residual stream.
+    On grouped-query models, a k or v receiver is the key/value head its query head shares, so
+    patching it reaches every query head of that group.
+    """
+    qkv, to_logits = _parse_receivers(receivers)
+    senders = [tuple(map(int, s)) for s in senders]
+    for (sl, sh) in senders:
+        for (rl, rh, _) in qkv:
+            if rl <= sl:
+                raise ValueError(f"receiver {rl}.{rh} is not after sender {sl}.{sh}")
+    z_clean = cache_z(bridge, clean) if z_clean is None else z_clean
+    z_corr = cache_z(bridge, corrupted) if z_corr is None else z_corr
+    w_o = head_weights(bridge)["W_O"]
+    group = kv_group(bridge)
+    b, s = clean.shape
+    mask = position_mask(positions, b, s)
+    n_layers = bridge.cfg.n_layers
+    out = []
+    for start in range(0, len(senders), chunk):
+        part = senders[start:start + chunk]
+        k = len(part)
+        captured: dict[tuple[int, str], torch.Tensor] = {}
+        if qkv:
+            def freeze(z, hook):
+                layer = int(hook.name.split(".")[1])
+                new = z_clean[layer].repeat(k, 1, 1, 1).to(z.dtype).clone().view(k, b, s, *z.shape[2:])
+                for i, (sl, sh) in enumerate(part):
+                    if sl == layer:
+                        new[i, :, :, sh] = torch.where(mask[..., None], z_corr[layer][:, :, sh], z_clean[layer][:, :, sh])
+                return new.view(k * b, s, *z.shape[2:])
+
+            def record(x, hook, key=None):
+                captured[key] = x.detach().clone()
+                return x
+
+            hooks = [(f"blocks.{layer}.attn.hook_z", freeze) for layer in range(n_layers)]
+            hooks += [(f"blocks.{rl}.attn.hook_{c}", functools.partial(record, key=(rl, c)))
+                      for rl, c in sorted({(r[0], r[2]) for r in qkv})]
+            with torch.inference_mode():
+                bridge.run_with_hooks(clean.repeat(k, 1), fwd_hooks=hooks, return_type=None)
+
+        hooks = []
+        by_site: dict[tuple[int, str], set[int]] = defaultdict(set)
+        for rl, rh, c in qkv:
+            by_site[(rl, c)].add(rh if c == "q" else rh // group)
+        for (rl, c), idx in by_site.items():
+            def patch(x, hook, key=(rl, c), idx=sorted(idx)):
+                x = x.clone()
+                x[:, :, idx] = captured[key][:, :, idx].to(x.dtype)
+                return x
+            hooks.append((f"blocks.{rl}.attn.hook_{c}", patch))
+        if to_logits:
+            delta = torch.stack([torch.einsum("bpd,dm->bpm", (z_corr[sl][:, :, sh] - z_clean[sl][:, :, sh]) * mask[..., None],
+                                              w_o[sl, sh]) for sl, sh in part])     # [k, b, s, d_model]
+
+            def add(x, hook, delta=delta):
+                return x + delta.reshape(k * b, s, -1).to(x.dtype)
+            hooks.append(("ln_final.hook_in", add))
+        with torch.inference_mode():
+            logits = bridge.run_with_hooks(clean.repeat(k, 1), fwd_hooks=hooks).float()
+            out += [metric(logits[i * b:(i + 1) * b]).mean() for i in range(k)]
+            del logits
+    return torch.stack(out)
+
+
+def path_patching_senders(bridge, clean: torch.Tensor, corrupted: torch.Tensor, metric: Metric,
+                          receivers: Sequence[Receiver], *, senders: Heads | None = None, positions=None,
+                          chunk: int = 4) -> PatchingResult:
+    """Path patching for every possible sender (heads in layers before the earliest receiver;
+    every head for "logits" alone): [layer, head] grid of metrics, NaN where not a sender."""
+    qkv, _ = _parse_receivers(receivers)
+    first = min((r[0] for r in qkv), default=bridge.cfg.n_layers)
+    senders = [h for h in all_heads(bridge) if h[0] < first] if senders is None else list(senders)
+    z_clean, z_corr = cache_z(bridge, clean), cache_z(bridge, corrupted)
+    vals = path_patching(bridge, clean, corrupted, metric, senders, receivers, positions=positions,
+                         chunk=chunk, z_clean=z_clean, z_corr=z_corr)
+    base = float(run_metric(bridge, clean, metric).mean())
+    other = float(run_metric(bridge, corrupted, metric).mean())
+    return PatchingResult(head_grid(bridge, senders, vals), base, other)

@@ -1,0 +1,72 @@
+"""Modification: add or subtract a direction in one head's output and measure an output metric.
+
+Directions live in the head's hook_z space (d_head), i.e. before W_O: adding alpha * d to a
+head's z adds alpha * d @ W_O[head] to the residual stream through that head alone. The usual
+direction is a contrast mean: mean z over prompts with a property minus mean z over prompts
+without it (as in steering-vector and "truthfulness head" work such as Li et al.'s ITI).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from headatlas.methods.replacement import Hook, Metric, cache_z, position_mask, run_metric
+
+
+def contrast_direction(bridge, positive: torch.Tensor, negative: torch.Tensor, layer: int, head: int,
+                       position=-1) -> torch.Tensor:
+    """Mean hook_z of the head over `positive` prompts minus over `negative` prompts, read at
+    `position` (an int; None = mean over all positions). -> [d_head]"""
+    def mean_at(tokens):
+        z = cache_z(bridge, tokens)[layer][:, :, head]                  # [batch, pos, d_head]
+        return z.mean((0, 1)) if position is None else z[:, position].mean(0)
+    return mean_at(positive) - mean_at(negative)
+
+
+def steering_hooks(layer: int, head: int, direction: torch.Tensor, alpha: float = 1.0,
+                   positions=None) -> list[Hook]:
+    """Add alpha * direction to the head's z at the chosen positions (negative alpha subtracts)."""
+    def add(z, hook):
+        b, s = z.shape[:2]
+        mask = position_mask(positions, b, s)[..., None].to(z.dtype)   # [b, s, 1]
+        z = z.clone()
+        z[:, :, head] = z[:, :, head] + alpha * mask * direction.to(z.dtype)
+        return z
+    return [(f"blocks.{layer}.attn.hook_z", add)]
+
+
+def direction_ablation_hooks(layer: int, head: int, direction: torch.Tensor, positions=None) -> list[Hook]:
+    """Project the direction out of the head's z (directional ablation)."""
+    unit = direction / direction.norm().clamp(min=1e-12)
+
+    def remove(z, hook):
+        b, s = z.shape[:2]
+        mask = position_mask(positions, b, s)[..., None].to(z.dtype)
+        z = z.clone()
+        coef = (z[:, :, head] * unit).sum(-1, keepdim=True)
+        z[:, :, head] = z[:, :, head] - mask * coef * unit
+        return z
+    return [(f"blocks.{layer}.attn.hook_z", remove)]
+
+
+@dataclass
+class SteeringResult:
+    alphas: torch.Tensor     # [n]
+    metric: torch.Tensor     # [n] mean metric at each alpha
+    baseline: float          # metric without steering
+
+    @property
+    def change(self) -> torch.Tensor:
+        return self.metric - self.baseline
+
+
+def steering_effect(bridge, tokens: torch.Tensor, layer: int, head: int, direction: torch.Tensor,
+                    metric: Metric, alphas: Sequence[float] = (-1.0, 0.0, 1.0), positions=None) -> SteeringResult:
+    """Mean metric when alpha * direction is added to the head's output, for each alpha."""
+    base = float(run_metric(bridge, tokens, metric).mean())
+    vals = [run_metric(bridge, tokens, metric, steering_hooks(layer, head, direction, a, positions)).mean()
+            for a in alphas]
+    return SteeringResult(torch.tensor(list(alphas), dtype=torch.float), torch.stack(vals), base)
