@@ -128,6 +128,14 @@ class Benchmark(_Strict):
     papers: list[str] = Field(min_length=1)
 
 
+class CircuitFinder(_Strict):
+    """The claim whose results record the same circuit as found in other models: the record's
+    artifact `artifact` maps this circuit's class names to head lists."""
+
+    claim: str
+    artifact: str = "circuit"
+
+
 class Circuit(_Strict):
     """A published circuit as plain data: which heads of which model play which role."""
 
@@ -138,6 +146,7 @@ class Circuit(_Strict):
     version_note: str
     classes: dict[str, list[str]]
     class_heads: dict[str, str] = Field(description="circuit class -> head entry id")
+    found_by: CircuitFinder | None = None
 
 
 # ---------------------------------------------------------------------------- head entries
@@ -461,6 +470,10 @@ class Catalogue:
                     cite(f, f"{where}.sources[{j}]", key)
                 if not (self.root / c.test).is_file():
                     self.problems.append(Problem(f, f"{where}.test", f"claim test file {c.test!r} does not exist"))
+        for c in self.circuits.values():
+            if c.found_by and c.found_by.claim not in claim_ids:
+                self.problems.append(Problem("catalogue/circuits.yaml", f"{c.id}.found_by.claim",
+                                             f"unknown claim id {c.found_by.claim!r}; expected a claim declared in heads/"))
         for key in sorted(set(bib) - used_keys):
             self.warnings.append(Problem("catalogue/bibliography.yaml", key, "unused citation key"))
         defaults = [n for n, m in models.items() if m.default]

@@ -3,6 +3,7 @@ then read back as HTML, so each test checks what a reader would actually see."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from html.parser import HTMLParser
@@ -383,3 +384,46 @@ def test_grid_normalisation_lets_a_skewed_score_win_only_where_it_stands_out():
     assert flat.normalised()[0][0] == 0.0 and flat.normalised()[1][2] == 1.0
     assert sparse.normalised()[0][3] == 1.0 and sparse.normalised()[0][1] < 0.5
     assert ScoreMap("x", "x", "scan", [[0.5, 0.5], [0.5, 0.5]]).normalised() is None
+
+
+def test_circuit_page_sets_the_found_circuit_beside_the_published_one():
+    """The circuit a claim records as an artifact appears next to the published one, class by
+    class, with that claim's verdict; a class with no head found says so."""
+    from headatlas.site.pages import SiteBuilder
+
+    cat = load_catalogue(ROOT)
+    cid, circuit = next((k, c) for k, c in cat.circuits.items() if c.found_by)
+    claim = circuit.found_by.claim
+    published = dict(circuit.classes)
+    first, *rest = list(published)
+    found = {first: ["3.1", "3.2"], **{cls: [] for cls in rest}}
+    results = {"smollm2-135m": {"records": {claim: {
+        "claim_id": claim, "model": "smollm2-135m", "status": "fail", "time": "2026-01-02T03:04:05Z",
+        "artifacts": {circuit.found_by.artifact: found}}}}}
+    site = SiteBuilder(cat, results)
+    files = {g.src_uri: g.content for g in site.pages()}
+    assert files[f"circuits/{cid}-smollm2-135m.png"].startswith(PNG)
+    md = files[f"circuits/{cid}.md"]
+    row = next(line for line in md.splitlines() if line.startswith(f"| {first} |"))
+    assert all(f"`{h}`" in row for h in published[first])   # published heads
+    assert "`3.1`, `3.2`" in row and "(depth 0.1" in row       # found heads, with relative depth
+    assert "*none found*" in next(line for line in md.splitlines() if line.startswith(f"| {rest[0]} |"))
+    assert "ha-fail" in md and "ha-pass" not in md.split("## Published circuit")[0]
+    # Without any record of the finding claim, the page is the published circuit alone.
+    alone = {g.src_uri: g.content for g in SiteBuilder(cat, {}).pages()}
+    assert "side by side" not in alone[f"circuits/{cid}.md"]
+    assert not any(k.startswith(f"circuits/{cid}-") for k in alone)
+
+
+def test_committed_results_put_the_default_models_ioi_circuit_on_the_circuit_page():
+    from headatlas.site.pages import SiteBuilder
+
+    cat = load_catalogue(ROOT)
+    cid, circuit = next((k, c) for k, c in cat.circuits.items() if c.found_by)
+    results = {p.stem: json.loads(p.read_text()) for p in (ROOT / "results").glob("*.json")}
+    found = results["smollm2-135m"]["records"][circuit.found_by.claim]["artifacts"][circuit.found_by.artifact]
+    md = SiteBuilder(cat, results).circuit_page(cid)
+    assert f"({cid}-smollm2-135m.png)" in md
+    for cls, heads in found.items():
+        row = next(line for line in md.splitlines() if line.startswith(f"| {cls} |"))
+        assert all(f"`{h}`" in row for h in heads)

@@ -248,8 +248,7 @@ class SiteBuilder:
         if cat.circuits:
             out.append(Generated("circuits/index.md", self.circuits_index(), "catalogue/circuits.yaml"))
             for cid in cat.circuits:
-                out.append(Generated(f"circuits/{cid}.md", self.circuit_page(cid), "catalogue/circuits.yaml"))
-                out.append(Generated(f"circuits/{cid}.png", self.circuit_image(cid)))
+                out += self.circuit_files(cid)
         return out
 
     def nav(self, notebooks: list[str] = ()) -> list:
@@ -905,29 +904,101 @@ class SiteBuilder:
                     edges.append((a, b))
         return edges
 
-    def circuit_image(self, cid: str) -> bytes:
+    def found_circuits(self, cid: str) -> dict[str, tuple[dict[str, list[str]], Verdict, dict]]:
+        """model -> (classes as found, the finding claim's verdict, its record), for every model
+        whose record of the circuit's `found_by` claim holds the circuit artifact."""
+        c, out = self.cat.circuits[cid], {}
+        if c.found_by is None:
+            return out
+        for model in self.models:
+            record = self.records.get((c.found_by.claim, model))
+            found = (record or {}).get("artifacts", {}).get(c.found_by.artifact)
+            if isinstance(found, dict):
+                classes = {cls: [str(h) for h in found.get(cls, [])] for cls in c.classes}
+                out[model] = (classes, self.verdict(c.found_by.claim, model), record)
+        return out
+
+    def circuit_image(self, cid: str, model: str | None = None) -> bytes:
+        """The published circuit, or (with `model`) the circuit as found in that model. Classes
+        with no head found are left out of the picture; the table beside it names them."""
         c = self.cat.circuits[cid]
-        info = self.cat.models.get(c.model)
-        return figures.circuit_png(c.classes, self.circuit_edges(cid), title=f"{c.name} ({c.model}): heads by class",
-                                   n_layers=info.n_layers if info else None)
+        name = model or c.model
+        classes = self.found_circuits(cid)[model][0] if model else c.classes
+        classes = {cls: hs for cls, hs in classes.items() if hs}
+        info = self.cat.models.get(name)
+        title = (f"{c.name}: heads by class as found in {name}" if model
+                 else f"{c.name} ({c.model}): heads by class, published")
+        return figures.circuit_png(classes, [e for e in self.circuit_edges(cid) if all(x in classes for x in e)],
+                                   title=title, n_layers=info.n_layers if info else None)
+
+    def circuit_files(self, cid: str) -> list[Generated]:
+        out = [Generated(f"circuits/{cid}.md", self.circuit_page(cid), "catalogue/circuits.yaml"),
+               Generated(f"circuits/{cid}.png", self.circuit_image(cid))]
+        out += [Generated(f"circuits/{cid}-{slug(m)}.png", self.circuit_image(cid, m)) for m in self.found_circuits(cid)]
+        return out
 
     def circuits_index(self) -> str:
         src = "circuits/index.md"
-        lines = ["# Circuits", ""]
-        lines += [f"- [{c.name}]({rel(src, f'circuits/{c.id}.md')}) in {self.model_link(c.model, src)} "
-                  f"({self.cite(c.source, src)})" for c in self.cat.circuits.values()]
+        lines = ["# Circuits", "",
+                 "Published circuits as data, each beside the same circuit as the atlas's claims find it in "
+                 "the models it runs.", ""]
+        for c in self.cat.circuits.values():
+            found = self.found_circuits(c.id)
+            lines.append(f"- [{c.name}]({rel(src, f'circuits/{c.id}.md')}) in {self.model_link(c.model, src)} "
+                         f"({self.cite(c.source, src)})"
+                         + (f"; found in {', '.join(self.model_link(m, src) for m in found)}" if found else ""))
         return "\n".join(lines + [""])
+
+    def depth_note(self, heads: list[str], model: str) -> str:
+        """Mean relative depth of heads 'layer.head' in a model of known depth, for comparing
+        circuits across models with different numbers of layers."""
+        info = self.cat.models.get(model)
+        if not heads or info is None or info.n_layers < 2:
+            return ""
+        depth = sum(int(h.split(".")[0]) for h in heads) / len(heads) / (info.n_layers - 1)
+        return f" (depth {depth:.2f})"
 
     def circuit_page(self, cid: str) -> str:
         c, src = self.cat.circuits[cid], f"circuits/{cid}.md"
+        found = self.found_circuits(cid)
         lines = [f"# {c.name}", "", f"Model: {self.model_link(c.model, src)} · source: {self.cite(c.source, src, full=True)}",
-                 "", c.version_note, "",
-                 f"![{c.name}: heads grouped by class, arrows between related classes]({cid}.png){{ .ha-circuit }}", "",
-                 "*Each box is a class of heads at the mean layer of its heads; an arrow joins two classes whose "
-                 "head entries are related, from the earlier class to the later.*", "",
-                 "| Class | Heads | Head entry |", "|---|---|---|"]
-        for cls, heads in c.classes.items():
-            hid = c.class_heads.get(cls)
-            lines.append(f"| {cell(cls)} | {', '.join(f'`{h}`' for h in heads)} | "
-                         f"{self.head_link(hid, src) if hid else '—'} |")
+                 "", c.version_note, ""]
+        if found:
+            claim = c.found_by.claim
+            hid = self.cat.claims[claim][0].id
+            lines += ["## Published and found side by side", "",
+                      f"The published circuit is data from `catalogue/circuits.yaml`. The other columns are the same "
+                      f"classes as claim {self.head_link(hid, src, claim)} (`{claim}`) finds them on its primary data, "
+                      "from the committed results. Head numbers are `layer.head` of each model, so compare the "
+                      "relative depths (0 = first layer, 1 = last), not the numbers. The badge is the claim's "
+                      "verdict on that model: a circuit read from a claim that does not hold there is shown, but "
+                      "is not evidence.", ""]
+            models = [c.model, *found]
+            lines += ["| Class | Head entry | " + " | ".join(
+                          f"{self.model_link(m, src)} " + ("(published)" if m == c.model and m not in found
+                                                          else vbadge(found[m][1]))
+                          for m in models) + " |",
+                      "|---|---|" + "---|" * len(models)]
+            for cls, heads in c.classes.items():
+                hid_cls = c.class_heads.get(cls)
+                row = [cell(cls), self.head_link(hid_cls, src) if hid_cls else "—"]
+                for m in models:
+                    hs = heads if m == c.model and m not in found else found[m][0].get(cls, [])
+                    row.append((", ".join(f"`{h}`" for h in hs) + self.depth_note(hs, m)) if hs else "*none found*")
+                lines.append("| " + " | ".join(row) + " |")
+            lines += ["", "*Found: "
+                      + "; ".join(f"{cell(m)} on {refreshed(r)}" for m, (_, _, r) in found.items()) + ".*", ""]
+        lines += ["## Published circuit", "",
+                  f"![{c.name}: heads grouped by class, arrows between related classes]({cid}.png){{ .ha-circuit }}", "",
+                  "*Each box is a class of heads at the mean layer of its heads; an arrow joins two classes whose "
+                  "head entries are related, from the earlier class to the later.*", ""]
+        for m in found:
+            lines += [f"## As found in {m}", "",
+                      f"![{c.name} as found in {m}: heads grouped by class]({cid}-{slug(m)}.png){{ .ha-circuit }}", ""]
+        if not found:
+            lines += ["| Class | Heads | Head entry |", "|---|---|---|"]
+            for cls, heads in c.classes.items():
+                hid = c.class_heads.get(cls)
+                lines.append(f"| {cell(cls)} | {', '.join(f'`{h}`' for h in heads)} | "
+                             f"{self.head_link(hid, src) if hid else '—'} |")
         return "\n".join(lines + [""])
