@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from headatlas import scan  # noqa: E402
-from headatlas.methods import data, patching, toy  # noqa: E402
+from headatlas.methods import patching, toy  # noqa: E402
+from headatlas.prompts import probes
 from headatlas.methods.logit_attribution import logit_diff_metric  # noqa: E402
 from headatlas.models import load_model  # noqa: E402
 
@@ -74,7 +75,7 @@ def main() -> None:
                    "n_heads": model.n_layers * model.n_heads, "stages": best.seconds}
 
     # ------------------------------------------------------------------ IOI patching
-    ioi = data.ioi_prompts(model.tokenizer, n_prompts=n_prompts, seed=0)
+    ioi = probes.ioi_prompts(model.tokenizer, n_prompts=n_prompts, seed=0)
     metric = logit_diff_metric(ioi.correct, ioi.wrong)
     patching.attribution_patching(b, ioi.clean[:1], ioi.corrupted[:1], metric_for(ioi, 1))   # warm the backward
     t_att, att = timed(patching.attribution_patching, b, ioi.clean, ioi.corrupted, metric)

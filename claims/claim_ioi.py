@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import torch
 
-from headatlas import prompts_ioi
+from headatlas.prompts import ioi as ioi_prompts
 from headatlas.claims import claim
 from headatlas.methods import ov, weights
 from headatlas.methods.scoring import fmt_head, parse_head, relative_depth
@@ -101,7 +101,7 @@ class Pass:
         return getattr(self, name).mean(0)
 
 
-def ioi_pass(bridge, d: prompts_ioi.IOIData, tokens: torch.Tensor | None = None, fwd_hooks: Sequence = (),
+def ioi_pass(bridge, d: ioi_prompts.IOIData, tokens: torch.Tensor | None = None, fwd_hooks: Sequence = (),
              keep_z: bool = False) -> Pass:
     """One forward pass over the clean prompts (or `tokens`, same template and positions) under
     `fwd_hooks`; logits only at END."""
@@ -212,7 +212,7 @@ def replace_z_hooks(heads: Sequence[Head], values: list, position: int | None = 
     return hooks
 
 
-def direct_effect(bridge, clean: Pass, d: prompts_ioi.IOIData, heads: Sequence[Head], source: list) -> float:
+def direct_effect(bridge, clean: Pass, d: ioi_prompts.IOIData, heads: Sequence[Head], source: list) -> float:
     """Path patching into the logits only (Wang et al.'s test for name movers), with the norms'
     scales frozen at their clean values: the mean drop of logit(IO) - logit(S) when the heads'
     outputs at END reach the unembedding as they are on the source prompts (per prompt; same
@@ -232,14 +232,13 @@ def direct_effect(bridge, clean: Pass, d: prompts_ioi.IOIData, heads: Sequence[H
     return float(total.mean())
 
 
-def path_patch_queries(bridge, d: prompts_ioi.IOIData, clean_z: list, source_z: list, senders: Sequence[Head],
+def path_patch_queries(bridge, d: ioi_prompts.IOIData, clean_z: list, source_z: list, senders: Sequence[Head],
                        receivers: Sequence[Head]) -> Pass:
     """Wang et al.'s path patching from a group of senders into the receivers' queries at END:
     (1) run the clean prompts with the senders' outputs at END taken from the source prompts and
     every other head frozen at its clean output, and record the receivers' queries at END;
     (2) run the clean prompts with only those queries replaced, everything else computed freely.
     Returns the second pass (logit difference, DLA, attention of every head)."""
-    n_layers = bridge.cfg.n_layers
     end = d.end
     send = defaultdict(list)
     for layer, head in senders:
@@ -353,7 +352,7 @@ def _cached(kind: str, key: tuple, make):
 class Base:
     """Clean and corrupted passes of one data variant: everything the scoring claims read."""
 
-    data: prompts_ioi.IOIData
+    data: ioi_prompts.IOIData
     clean: Pass
     corrupted_z: list          # per layer [b, pos, head, d_head] on the ABC prompts
     means: list                # per layer [1, pos, head, d_head] ABC means (mean-ablation values)
@@ -379,7 +378,7 @@ class Base:
 
 def base(model, data: dict) -> Base:
     def make():
-        d = prompts_ioi.from_spec(model, data)
+        d = ioi_prompts.from_spec(model, data)
         clean = ioi_pass(model.bridge, d, keep_z=True)
         corrupted = ioi_pass(model.bridge, d, tokens=d.corrupted, keep_z=True)
         means = [z.mean(0, keepdim=True) for z in corrupted.z_all]
@@ -442,7 +441,7 @@ def _sum_at(x: torch.Tensor, heads: Sequence[Head]) -> float:
     return float(torch.stack([x[h] for h in heads]).sum())
 
 
-def attention_example(model, d: prompts_ioi.IOIData, head: Head, prompt: int = 0) -> dict:
+def attention_example(model, d: ioi_prompts.IOIData, head: Head, prompt: int = 0) -> dict:
     """One clean prompt's attention pattern of one head, for the site's plot."""
     layer, h = head
     store = {}

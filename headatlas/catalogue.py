@@ -422,7 +422,7 @@ class Catalogue:
             for i, key in enumerate(b.papers):
                 cite("catalogue/benchmarks.yaml", f"{b.id}.papers[{i}]", key)
         for c in self.circuits.values():
-            where = f"catalogue/circuits.yaml"
+            where = "catalogue/circuits.yaml"
             model_ref(where, f"{c.id}.model", c.model)
             cite(where, f"{c.id}.source", c.source)
             for cls, hid in c.class_heads.items():

@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 from headatlas import prompts
-from headatlas.methods import attention, data, ov, scoring
+from headatlas.methods import attention, ov, scoring
+from headatlas.prompts import probes
 
 METHODS: dict[str, str] = {
     "previous_token": "attention to the previous token (TransformerLens detector, repeated random tokens)",
@@ -93,7 +94,7 @@ def scan(bridge, tokenizer, *, name: str = "", seed: int = 0, n_vocab_sample: in
         info["repeated_tokens"] = {"generator": "repeated-random-tokens", "n_prompts": 8, "block_len": 20, "seed": seed}
 
     with timed("split_words"):
-        words = data.split_word_text(tokenizer, n_prompts=4, seed=seed)
+        words = probes.split_word_text(tokenizer, n_prompts=4, seed=seed)
         special = attention.bos_mask(words.tokens, tokenizer)
         scores.update(attention.layer_scores(bridge, words.tokens, {
             "subword_merge": lambda p: attention.subword_merge_score(p, words.word_ids),
@@ -101,27 +102,27 @@ def scan(bridge, tokenizer, *, name: str = "", seed: int = 0, n_vocab_sample: in
         info["split_words"] = {"generator": "split-word-text", "n_prompts": 4, "seq_len": words.tokens.shape[1], "seed": seed}
 
     with timed("needle"):
-        nd = data.needle_prompts(tokenizer, d_vocab, n_prompts=4, seed=seed, max_len=bridge.cfg.n_ctx)
+        nd = probes.needle_prompts(tokenizer, d_vocab, n_prompts=4, seed=seed, max_len=bridge.cfg.n_ctx)
         scores.update(attention.layer_scores(bridge, nd.tokens, {
             "retrieval": lambda p: attention.retrieval_score(p, nd.tokens, nd.needle_start, nd.answer_start, nd.needle_len)}))
         info["needle"] = {"generator": "needle-in-a-haystack", "n_prompts": 4, "needle_len": nd.needle_len,
                           "seq_len": nd.tokens.shape[1], "seed": seed}
 
     with timed("yes_no"):
-        yn = data.yes_no_prompts(tokenizer, n_prompts=12, seed=seed)
+        yn = probes.yes_no_prompts(tokenizer, n_prompts=12, seed=seed)
         scores.update(attention.layer_scores(bridge, yn.tokens, {
             "negative_attention": lambda p: attention.negative_attention_score(
                 p, yn.option_positions[:, 0], yn.option_positions[:, 1], yn.query_start)}))
         info["yes_no"] = {"generator": "yes-no-prompts", "n_prompts": 12, "seed": seed}
 
     with timed("multiple_choice"):
-        mc = data.multiple_choice_prompts(tokenizer, n_prompts=12, seed=seed)
+        mc = probes.multiple_choice_prompts(tokenizer, n_prompts=12, seed=seed)
         out = attention.layer_scores(bridge, mc.tokens, {"both": lambda p: torch.stack(attention.option_attention(p, mc.option_positions))})
         scores["constant_attention"], scores["option_attention"] = out["both"][:, 0], out["both"][:, 1]
         info["multiple_choice"] = {"generator": "multiple-choice-prompts", "n_prompts": 12, "n_options": 4, "seed": seed}
 
     with timed("successor"):
-        sets = data.ordinal_sets(tokenizer)
+        sets = probes.ordinal_sets(tokenizer)
         succ = ov.successor_scores(bridge, sets)
         scores["successor"] = succ.scores
         info["ordinal_sets"] = {s.name: s.words for s in sets}

@@ -1,4 +1,4 @@
-"""The IOI claims' shared logic (claims/claim_ioi.py) and their prompts (headatlas/prompts_ioi.py):
+"""The IOI claims' shared logic (claims/claim_ioi.py) and their prompts (headatlas/prompts/ioi.py):
 prompts built as documented, direct logit attribution exact, path patching a no-op when source
 and clean agree, and the GPT-2 small replication checks exercised on a tiny random 12-layer
 GPT-2 with the published heads planted (they must be found) or planted elsewhere (they must not)."""
@@ -15,7 +15,7 @@ import torch
 from helpers import smollm2
 from test_methods_fixtures import one_thread  # noqa: F401 (fixture)
 
-from headatlas import prompts_ioi
+from headatlas.prompts import ioi as ioi_prompts
 from headatlas.catalogue import find_root, load_catalogue
 from headatlas.claims import ClaimRun
 from headatlas.models import LoadedModel, _boot
@@ -37,10 +37,10 @@ def claim_ioi():
 # ============================================================================ prompts
 
 
-@pytest.mark.parametrize("template", sorted(prompts_ioi.IOI_TEMPLATES))
+@pytest.mark.parametrize("template", sorted(ioi_prompts.IOI_TEMPLATES))
 def test_ioi_prompts_put_the_names_where_they_say(template):
     tok = smollm2().tokenizer
-    d = prompts_ioi.ioi_dataset(tok, template=template, n_prompts=8, seed=3)
+    d = ioi_prompts.ioi_dataset(tok, template=template, n_prompts=8, seed=3)
     idx = torch.arange(d.n)
     assert d.clean.shape == d.corrupted.shape and d.end == d.clean.shape[1] - 1
     assert torch.equal(d.clean[idx, d.io_pos], d.io)
@@ -62,14 +62,14 @@ def test_ioi_prompts_put_the_names_where_they_say(template):
 
 def test_ioi_prompts_are_seeded_and_reject_bad_templates():
     tok = smollm2().tokenizer
-    a = prompts_ioi.ioi_dataset(tok, template="store-drink", n_prompts=6, seed=1)
-    b = prompts_ioi.ioi_dataset(tok, template="store-drink", n_prompts=6, seed=1)
-    c = prompts_ioi.ioi_dataset(tok, template="store-drink", n_prompts=6, seed=2)
+    a = ioi_prompts.ioi_dataset(tok, template="store-drink", n_prompts=6, seed=1)
+    b = ioi_prompts.ioi_dataset(tok, template="store-drink", n_prompts=6, seed=1)
+    c = ioi_prompts.ioi_dataset(tok, template="store-drink", n_prompts=6, seed=2)
     assert torch.equal(a.clean, b.clean) and not torch.equal(a.clean, c.clean)
     with pytest.raises(ValueError, match="slots"):
-        prompts_ioi.ioi_dataset(tok, template="When{A} met{B}, she waved to", n_prompts=2, seed=0)
+        ioi_prompts.ioi_dataset(tok, template="When{A} met{B}, she waved to", n_prompts=2, seed=0)
     with pytest.raises(ValueError, match="generator"):
-        prompts_ioi.from_spec(smollm2(), {"generator": "repeated-random-tokens"})
+        ioi_prompts.from_spec(smollm2(), {"generator": "repeated-random-tokens"})
 
 
 # ============================================================================ attribution and patching
@@ -78,7 +78,7 @@ def test_ioi_prompts_are_seeded_and_reject_bad_templates():
 def test_head_dla_adds_up_and_its_io_part_is_exact_when_the_head_attends_only_to_the_io():
     C = claim_ioi()
     model = tiny_gpt2_12()
-    d = prompts_ioi.ioi_dataset(model.tokenizer, template="store-drink", n_prompts=4, seed=0)
+    d = ioi_prompts.ioi_dataset(model.tokenizer, template="store-drink", n_prompts=4, seed=0)
     layer, head = 11, 4
 
     def only_io(p, hook):
@@ -122,7 +122,7 @@ def test_head_dla_adds_up_and_its_io_part_is_exact_when_the_head_attends_only_to
 def test_dla_of_every_head_adds_up_to_the_attention_layers_on_smollm2():
     C = claim_ioi()
     model = smollm2()
-    d = prompts_ioi.ioi_dataset(model.tokenizer, template="store-drink", n_prompts=2, seed=0)
+    d = ioi_prompts.ioi_dataset(model.tokenizer, template="store-drink", n_prompts=2, seed=0)
     pas = C.ioi_pass(model.bridge, d)
     with torch.inference_mode():
         _, cache = model.bridge.run_with_cache(d.clean, names_filter=lambda n: n in ("blocks.29.hook_attn_out", "ln_final.hook_scale"))
@@ -136,7 +136,7 @@ def test_dla_of_every_head_adds_up_to_the_attention_layers_on_smollm2():
 def test_path_patching_from_the_clean_prompts_themselves_changes_nothing():
     C = claim_ioi()
     model = tiny_gpt2_12()
-    d = prompts_ioi.ioi_dataset(model.tokenizer, template="store-drink", n_prompts=3, seed=0)
+    d = ioi_prompts.ioi_dataset(model.tokenizer, template="store-drink", n_prompts=3, seed=0)
     clean = C.ioi_pass(model.bridge, d, keep_z=True)
     same = C.path_patch_queries(model.bridge, d, clean.z_all, clean.z_all, [(3, 1), (5, 2)], [(9, 9), (10, 0)])
     assert torch.allclose(same.logit_diff, clean.logit_diff, atol=1e-5)
@@ -213,7 +213,7 @@ def _replicate_on_tiny(claim_id: str, model: LoadedModel, planted: dict | None =
     entry, spec = load_catalogue(ROOT).claims[claim_id]
     if planted:
         from headatlas.claims.runtime import spec_variants
-        datasets = [prompts_ioi.from_spec(model, data) for _, data in spec_variants(spec.data)]
+        datasets = [ioi_prompts.from_spec(model, data) for _, data in spec_variants(spec.data)]
         for name, fn in dla_planting_hooks(model, datasets, planted):
             model.bridge.add_hook(name, fn, is_permanent=True)
     try:

@@ -7,7 +7,8 @@ import torch
 from helpers import smollm2, tiny_gpt2
 from test_methods_fixtures import one_thread  # noqa: F401 (fixture)
 
-from headatlas.methods import data, logit_attribution as la, probing, replacement, steering
+from headatlas.methods import logit_attribution as la, probing, replacement, steering
+from headatlas.prompts import probes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("which", ["tiny", "smollm2"])
 def test_component_dla_adds_up_to_the_logit_difference(which):
     model = tiny_gpt2() if which == "tiny" else smollm2()
-    d = data.ioi_prompts(model.tokenizer, n_prompts=4)
+    d = probes.ioi_prompts(model.tokenizer, n_prompts=4)
     dla = la.component_dla(model.bridge, d.clean, d.correct, d.wrong)
     assert dla.heads.shape == (model.n_layers, model.n_heads)
     assert dla.total == pytest.approx(dla.logit_diff, abs=1e-3 * max(1.0, abs(dla.logit_diff)))
@@ -30,7 +31,7 @@ def test_head_dla_is_the_effect_of_removing_the_head_with_the_final_scale_frozen
     model = tiny_gpt2()
     b = model.bridge
     last = b.cfg.n_layers - 1
-    d = data.ioi_prompts(model.tokenizer, n_prompts=3)
+    d = probes.ioi_prompts(model.tokenizer, n_prompts=3)
     dla = la.component_dla(b, d.clean, d.correct, d.wrong)
     _, cache = b.run_with_cache(d.clean)
     scale = cache["ln_final.hook_scale"].detach()
@@ -57,7 +58,7 @@ def test_logit_diff_reads_one_position_per_prompt():
 
 def test_steering_with_alpha_zero_is_a_no_op_and_signs_oppose():
     model = tiny_gpt2()
-    d = data.ioi_prompts(model.tokenizer, n_prompts=3)
+    d = probes.ioi_prompts(model.tokenizer, n_prompts=3)
     metric = la.logit_diff_metric(d.correct, d.wrong)
     direction = steering.contrast_direction(model.bridge, d.clean, d.corrupted, 5, 3)
     res = steering.steering_effect(model.bridge, d.clean, 5, 3, direction, metric, alphas=(-0.1, 0.0, 0.1), positions=[-1])
@@ -69,7 +70,7 @@ def test_adding_the_contrast_direction_to_a_negative_prompt_equals_patching_the_
     """With one prompt per side, z_neg + (z_pos - z_neg) = z_pos: steering at alpha = 1 must
     reproduce activation patching of that head at that position."""
     model = tiny_gpt2()
-    d = data.ioi_prompts(model.tokenizer, n_prompts=1)
+    d = probes.ioi_prompts(model.tokenizer, n_prompts=1)
     metric = la.logit_diff_metric(d.correct, d.wrong)
     layer, head = 4, 7
     direction = steering.contrast_direction(model.bridge, d.clean, d.corrupted, layer, head, position=-1)
@@ -83,7 +84,7 @@ def test_adding_the_contrast_direction_to_a_negative_prompt_equals_patching_the_
 
 def test_direction_ablation_removes_the_component():
     model = tiny_gpt2()
-    tokens = data.ioi_prompts(model.tokenizer, n_prompts=2).clean
+    tokens = probes.ioi_prompts(model.tokenizer, n_prompts=2).clean
     direction = torch.randn(model.bridge.cfg.d_head)
     seen = {}
 

@@ -11,7 +11,8 @@ from helpers import smollm2, tiny_gpt2
 from test_methods_fixtures import attn_only_gpt2, one_thread  # noqa: F401 (fixture)
 
 from headatlas import prompts
-from headatlas.methods import ablation, data, patching, replacement
+from headatlas.methods import ablation, patching, replacement
+from headatlas.prompts import probes
 from headatlas.methods.logit_attribution import logit_diff_metric
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -108,7 +109,7 @@ def test_ablation_rejects_unknown_methods_and_short_references():
 
 
 def ioi(model, n=4, seed=0):
-    d = data.ioi_prompts(model.tokenizer, n_prompts=n, seed=seed)
+    d = probes.ioi_prompts(model.tokenizer, n_prompts=n, seed=seed)
     return d, logit_diff_metric(d.correct, d.wrong)
 
 

@@ -11,8 +11,9 @@ from helpers import planting_hooks, smollm2, tiny_gpt2
 from test_methods_fixtures import hand_set_gpt2, one_thread, set_ids  # noqa: F401 (fixture)
 
 from headatlas import prompts
-from headatlas.methods import attention, data, ov, scoring, weights
-from headatlas.methods.data import OrdinalSet
+from headatlas.methods import attention, ov, scoring, weights
+from headatlas.prompts import probes
+from headatlas.prompts.probes import OrdinalSet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -63,7 +64,7 @@ def test_retrieval_matches_a_copy_outside_the_needle_as_a_miss():
 def test_retrieval_heads_on_smollm2_are_its_induction_heads():
     """Retrieval heads copy from context; in a small model the best ones are induction heads."""
     model = smollm2()
-    nd = data.needle_prompts(model.tokenizer, model.bridge.cfg.d_vocab, n_prompts=2, haystack_sentences=4, seed=1)
+    nd = probes.needle_prompts(model.tokenizer, model.bridge.cfg.d_vocab, n_prompts=2, haystack_sentences=4, seed=1)
     got = attention.layer_scores(model.bridge, nd.tokens, {
         "r": lambda p: attention.retrieval_score(p, nd.tokens, nd.needle_start, nd.answer_start, nd.needle_len)})["r"]
     assert got.shape == (30, 9)
@@ -190,7 +191,7 @@ def test_hand_set_copy_suppression_and_copying():
 
 def test_successor_scores_on_smollm2_are_well_formed():
     model = smollm2()
-    sets = data.ordinal_sets(model.tokenizer)
+    sets = probes.ordinal_sets(model.tokenizer)
     assert {s.name for s in sets} >= {"days", "months", "letters", "numbers"}
     assert next(s for s in sets if s.name == "numbers").words[:3] == ["1", "2", "3"]   # digits split: no space
     got = ov.successor_scores(model.bridge, sets)

@@ -9,7 +9,8 @@ import torch
 from helpers import smollm2, tiny_gpt2
 from test_methods_fixtures import one_thread  # noqa: F401 (fixture)
 
-from headatlas.methods import data, flow, toy
+from headatlas.methods import flow, toy
+from headatlas.prompts import probes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -103,7 +104,7 @@ def test_flow_graph_with_planted_previous_token_heads():
 
 def test_flow_graph_is_connected_to_the_target_and_thresholds_prune():
     model = smollm2()
-    d = data.ioi_prompts(model.tokenizer, n_prompts=1)
+    d = probes.ioi_prompts(model.tokenizer, n_prompts=1)
     g = flow.information_flow(model.bridge, d.clean[0], threshold=0.04)
     s = d.clean.shape[1]
     assert g.target == (30, s - 1)

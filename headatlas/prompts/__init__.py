@@ -1,4 +1,13 @@
-"""Seeded datasets that claims and methods run on. Every generator is deterministic in its seed."""
+"""Seeded datasets that claims and methods run on; every generator is deterministic in its seed.
+
+One home for every prompt generator:
+- this module: repeated random-token blocks (previous-token, duplicate-token, induction scores)
+- `tokens`: tokenizer helpers the generators share (single-token checks, BOS prefix)
+- `probes`: the small fixed probe sets of the method library and `headatlas scan`
+- `ioi`: indirect-object-identification prompts with their corrupted counterparts
+- `patterns`: prompts for attention-pattern claims (multiple choice, acronyms, needles, text streams)
+- `tasks`: prompts for task claims (function-vector tasks, factual recall, movie reviews)
+"""
 
 from __future__ import annotations
 
