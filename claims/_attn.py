@@ -1,0 +1,160 @@
+"""Shared measuring code of the attention-head claims of the "attn" group (retrieval, streaming,
+positional, subword-merge, letter-mover, successor, MCQA option heads).
+
+Helpers only: pick control heads, read logits at a few positions (never the full vocabulary at
+every position, which is gigabytes for Gemma's 262k tokens), and remember a per-model result
+that two claims of one entry share (for example the retrieval scores the masking claim reuses),
+keyed by everything the result depends on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+from headatlas.methods import scoring, weights
+from headatlas.methods.ablation import final_residual
+
+Head = tuple[int, int]
+
+_MEMO: dict[str, Any] = {}
+
+
+def memo(key_parts: Iterable[Any], compute: Callable[[], Any]) -> Any:
+    """compute() once per session for the same key (model name, data, params...)."""
+    key = json.dumps(list(key_parts), sort_keys=True, default=str)
+    if key not in _MEMO:
+        _MEMO[key] = compute()
+    return _MEMO[key]
+
+
+def fmt(heads: Iterable[Head]) -> list[str]:
+    return [scoring.fmt_head(*h) for h in heads]
+
+
+def all_heads(model) -> list[Head]:
+    return [(layer, head) for layer in range(model.n_layers) for head in range(model.n_heads)]
+
+
+def random_heads(model, k: int, seed: int, exclude: Iterable[Head] = (),
+                 where: Callable[[int, int], bool] | None = None) -> list[Head]:
+    """k heads drawn at random (seeded) among the heads not excluded that satisfy `where`."""
+    skip = set(map(tuple, exclude))
+    pool = [h for h in all_heads(model) if h not in skip and (where is None or where(*h))]
+    gen = torch.Generator().manual_seed(seed)
+    return [pool[i] for i in torch.randperm(len(pool), generator=gen)[:k].tolist()]
+
+
+def median_depth(heads: Sequence[Head], n_layers: int) -> float:
+    depths = sorted(scoring.relative_depth(layer, n_layers) for layer, _ in heads)
+    mid = len(depths) // 2
+    return depths[mid] if len(depths) % 2 else (depths[mid - 1] + depths[mid]) / 2
+
+
+def logits_at(bridge, tokens: torch.Tensor, positions: torch.Tensor, fwd_hooks=()) -> torch.Tensor:
+    """Logits at chosen positions only: positions [batch, n] (or [batch]) -> [batch, n, vocab]."""
+    x = final_residual(bridge, tokens, fwd_hooks)
+    pos = positions if positions.ndim == 2 else positions[:, None]
+    xs = x.gather(1, pos[..., None].expand(-1, -1, x.shape[-1]))
+    with torch.inference_mode():
+        return torch.cat([bridge.unembed(xs[i: i + 1]).float() for i in range(xs.shape[0])])
+
+
+def by_layer(heads: Iterable[Head]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for layer, head in heads:
+        out.setdefault(int(layer), []).append(int(head))
+    return out
+
+
+class _Done(Exception):
+    """Raised from the last hook a pass needs, so nothing after it (above all the unembedding,
+    [batch, pos, 262k] for Gemma) is computed."""
+
+
+def forward_reduce(bridge, tokens: torch.Tensor, reducers: dict[str, Callable] | None = None, *,
+                   fwd_hooks=(), z_at: int | None = None, final_at: int | None = None) -> dict[str, Any]:
+    """One forward pass that keeps only what a claim reads, and stops as early as it can:
+    - reducers: name -> fn(pattern [batch, head, q, k]) applied to every layer's attention,
+      returned stacked over layers as out[name];
+    - z_at: every head's output before W_O (hook_z) at that position: out["z"] [layer, batch, head, d_head];
+    - final_at: the normalised residual entering the unembedding and the final norm's scale at
+      that position: out["final"] [batch, d_model], out["scale"] [batch, 1].
+    Hooks in fwd_hooks (edits) run before the readers."""
+    n_layers = bridge.cfg.n_layers
+    reducers = reducers or {}
+    out: dict[str, Any] = {name: [None] * n_layers for name in reducers}
+    zs: list = [None] * n_layers
+    stop = "final" if final_at is not None else ("z" if z_at is not None else "pattern")
+
+    def on_pattern(pattern, hook, layer):
+        p = pattern.detach().float()
+        for name, fn in reducers.items():
+            out[name][layer] = fn(p)
+        if stop == "pattern" and layer == n_layers - 1:
+            raise _Done
+        return pattern
+
+    def on_z(z, hook, layer):
+        zs[layer] = z[:, z_at].detach().float().clone()
+        if stop == "z" and layer == n_layers - 1:
+            raise _Done
+        return z
+
+    def on_scale(x, hook):
+        out["scale"] = x[:, final_at].detach().float().clone()
+        return x
+
+    def on_final(x, hook):
+        out["final"] = x[:, final_at].detach().float().clone()
+        raise _Done
+
+    hooks = list(fwd_hooks)
+    if reducers:
+        hooks += [(f"blocks.{la}.attn.hook_pattern", lambda p, hook, la=la: on_pattern(p, hook, la)) for la in range(n_layers)]
+    if z_at is not None:
+        hooks += [(f"blocks.{la}.attn.hook_z", lambda z, hook, la=la: on_z(z, hook, la)) for la in range(n_layers)]
+    if final_at is not None:
+        hooks += [("ln_final.hook_scale", on_scale), ("unembed.hook_in", on_final)]
+    with torch.inference_mode():
+        try:
+            bridge.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
+        except _Done:
+            pass
+    for name in reducers:
+        out[name] = torch.stack(out[name])
+    if z_at is not None:
+        out["z"] = torch.stack(zs)
+    return out
+
+
+def unembed_rows(bridge, x: torch.Tensor) -> torch.Tensor:
+    """Logits for a few residual vectors [n, d_model] -> [n, vocab]."""
+    with torch.inference_mode():
+        return bridge.unembed(x[:, None]).float()[:, 0]
+
+
+def head_dla(bridge, z: torch.Tensor, scale: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
+    """Direct logit attribution of every head to logit[correct] - logit[wrong] from hook_z at the
+    read position (z [layer, batch, head, d_head]) with the final norm's scale frozen (as in
+    headatlas.methods.logit_attribution): [layer, head], mean over prompts."""
+    w_o = weights.head_weights(bridge)["W_O"]                               # [layer, head, d_head, d_model]
+    w_u = bridge.W_U.detach()
+    direction = (w_u[:, correct] - w_u[:, wrong]).T                          # [batch, d_model]
+    out = torch.einsum("lbhd,lhdm->lbhm", z, w_o)
+    out = weights.final_ln_linear(bridge, out, scale[None, :, None, :] if scale.ndim == 2 else scale)
+    return (out * direction[None, :, None]).sum(-1).mean(1)
+
+
+def patch_z_hooks(heads: Iterable[Head], z: torch.Tensor, position: int) -> list:
+    """Hooks writing the given heads' hook_z at one position from z [layer, batch, head, d_head]."""
+    hooks = []
+    for layer, hs in by_layer(heads).items():
+        def f(x, hook, layer=layer, hs=hs):
+            x = x.clone()
+            x[:, position, hs] = z[layer][:, hs].to(x.dtype)
+            return x
+        hooks.append((f"blocks.{layer}.attn.hook_z", f))
+    return hooks

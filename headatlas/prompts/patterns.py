@@ -1,0 +1,458 @@
+"""Seeded prompt sets for the attention-pattern claims of the "attn" group: multiple-choice
+questions with letter options, acronyms, Yes/No questions with both option orders, text whose
+word segmentation is known, and plain token streams for positional and sink heads.
+
+Like headatlas.prompts.probes, prompts are assembled from separately tokenized pieces whose
+lengths are checked, so every prompt of a batch has the same length and the positions a score
+needs (option letters, words, the Yes/No tokens) are known by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from headatlas.prompts.probes import FILLER
+from headatlas.prompts.tokens import bos_prefix, encode, single_token
+from headatlas.prompts import sampleable_token_ids
+
+# ----------------------------------------------------------------------------- multiple choice
+
+# Category -> members; every word is checked to be one token (with its leading space) and
+# words failing that are dropped for the tokenizer at hand.
+MC_CATEGORIES: dict[str, list[str]] = {
+    "fruit": ["apple", "pear", "lemon", "grape", "peach", "banana", "cherry", "orange"],
+    "animal": ["dog", "cat", "horse", "lion", "tiger", "sheep", "bear", "mouse"],
+    "color": ["red", "blue", "green", "yellow", "black", "white", "brown", "purple"],
+    "country": ["France", "Germany", "Japan", "China", "India", "Spain", "Italy", "Canada"],
+    "number": ["two", "three", "four", "five", "six", "seven", "eight", "ten"],
+}
+MC_DISTRACTORS = ["table", "chair", "river", "stone", "paper", "window", "road", "music", "door",
+                  "wall", "cloud", "shoe", "book", "glass", "floor", "box"]
+
+# (demonstration/question block, option line, answer line). {cat}, {a} (its article), {L} (label)
+# and {w} (word) are filled in; the label is the token the model must produce after the answer cue.
+MC_TEMPLATES: dict[str, tuple[str, str, str]] = {
+    "question": ("Question: Which of these is {a} {cat}?\n", "{L}. {w}\n", "Answer:"),
+    "parens": ("Which word names {a} {cat}?\n", "({L}) {w}\n", "The answer is ("),
+    "inline": ("Pick the {cat}.", " {L}: {w}.", " Answer:"),
+}
+
+
+@dataclass(frozen=True)
+class MCQA:
+    tokens: torch.Tensor            # [batch, pos]
+    letter_pos: torch.Tensor        # [batch, n_options] positions of the test question's labels
+    word_pos: torch.Tensor          # [batch, n_options] positions of the test question's option words
+    answer: torch.Tensor            # [batch] index of the correct option
+    label_ids: torch.Tensor         # [n_options] token ids the model emits for each label
+    labels: list[str]
+
+
+def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots: int = 3,
+                 template: str = "question", seed: int = 0, balanced: bool = True) -> MCQA:
+    """Few-shot "which of these is a <category>" questions with letter-labelled options.
+
+    Each prompt: n_shots solved questions, then the test question and the answer cue. Exactly
+    one option belongs to the category, the others are everyday objects. With `balanced`, the
+    correct position of the test questions cycles through all options (then the batch is
+    shuffled), so a head or a model that always favours one letter is at chance.
+    """
+    if template not in MC_TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; known: {sorted(MC_TEMPLATES)}")
+    block, line, cue = MC_TEMPLATES[template]
+    gen = torch.Generator().manual_seed(seed)
+    labels = [chr(ord("A") + i) for i in range(n_options)]
+    cats = {c: [w for w in ws if single_token(tokenizer, " " + w) is not None]
+            for c, ws in MC_CATEGORIES.items()}
+    cats = {c: ws for c, ws in cats.items() if len(ws) >= 2 and single_token(tokenizer, " " + c) is not None}
+    distract = [w for w in MC_DISTRACTORS if single_token(tokenizer, " " + w) is not None]
+    # The label as emitted after the cue: " A" after "Answer:", "A" after "(".
+    emit_space = not cue.endswith("(")
+    label_ids = [single_token(tokenizer, (" " if emit_space else "") + lab) for lab in labels]
+    if any(i is None for i in label_ids):
+        raise ValueError("option labels are not single tokens for this tokenizer")
+
+    def piece(text: str) -> list[int]:
+        return encode(tokenizer, text) if text else []
+
+    pre, post = line.split("{L}")
+    mid, end = post.split("{w}")
+    # A space before the label or the word belongs to that token, as the tokenizer would have it.
+    lab_sp, pre = (" ", pre[:-1]) if pre.endswith(" ") else ("", pre)
+    word_sp, mid = (" ", mid[:-1]) if mid.endswith(" ") else ("", mid)
+    label_tok = [single_token(tokenizer, lab_sp + lab) for lab in labels]
+    if any(t is None for t in label_tok):
+        raise ValueError(f"option labels are not single tokens in line {line!r}")
+
+    def question(cat: str, right: str, wrong: list[str], k: int) -> tuple[list[int], list[int], list[int]]:
+        seq = piece(block.format(cat=cat, a="an" if cat[0] in "aeiou" else "a"))
+        lpos, wpos = [], []
+        words = wrong[:k] + [right] + wrong[k:]
+        for lt, w in zip(label_tok, words):
+            seq += piece(pre)
+            lpos.append(len(seq))
+            seq += [lt] + piece(mid)
+            wpos.append(len(seq))
+            seq += piece(word_sp + w) + piece(end)
+        return seq, lpos, wpos
+
+    order = torch.randperm(n_prompts, generator=gen).tolist()
+    rows, lps, wps, answers = [], [], [], []
+    cat_names = list(cats)
+    for i in range(n_prompts):
+        seq = list(bos_prefix(tokenizer))
+        # Demonstrations: other categories than the test one, answers at random positions.
+        test_cat = cat_names[int(torch.randint(len(cat_names), (1,), generator=gen))]
+        demo_cats = [c for c in cat_names if c != test_cat]
+        demo_cats = [demo_cats[j] for j in torch.randperm(len(demo_cats), generator=gen).tolist()][:n_shots]
+        for c in demo_cats:
+            right = cats[c][int(torch.randint(len(cats[c]), (1,), generator=gen))]
+            wrong = [distract[j] for j in torch.randperm(len(distract), generator=gen)[: n_options - 1].tolist()]
+            k = int(torch.randint(n_options, (1,), generator=gen))
+            q, _, _ = question(c, right, wrong, k)
+            close = encode(tokenizer, ")") if cue.endswith("(") else []
+            seq += q + encode(tokenizer, cue) + [label_ids[k]] + close + encode(tokenizer, "\n\n" if "\n" in block else " ")
+        right = cats[test_cat][int(torch.randint(len(cats[test_cat]), (1,), generator=gen))]
+        wrong = [distract[j] for j in torch.randperm(len(distract), generator=gen)[: n_options - 1].tolist()]
+        k = order[i] % n_options if balanced else int(torch.randint(n_options, (1,), generator=gen))
+        q, lpos, wpos = question(test_cat, right, wrong, k)
+        lps.append([len(seq) + p for p in lpos])
+        wps.append([len(seq) + p for p in wpos])
+        seq += q + encode(tokenizer, cue)
+        rows.append(seq)
+        answers.append(k)
+    _equal(rows, f"multiple-choice prompts ({template})")
+    return MCQA(torch.tensor(rows), torch.tensor(lps), torch.tensor(wps), torch.tensor(answers),
+                torch.tensor(label_ids), labels)
+
+
+def _equal(rows: list[list[int]], what: str) -> None:
+    if len({len(r) for r in rows}) != 1:
+        raise ValueError(f"{what}: pieces tokenized to different lengths {sorted({len(r) for r in rows})}")
+
+
+# ----------------------------------------------------------------------------- yes / no
+
+YES_NO_FACTS: list[tuple[str, str]] = [  # (member, category)
+    ("apple", "fruit"), ("pear", "fruit"), ("lemon", "fruit"), ("grape", "fruit"),
+    ("dog", "animal"), ("cat", "animal"), ("horse", "animal"), ("lion", "animal"),
+    ("red", "color"), ("blue", "color"), ("green", "color"), ("yellow", "color"),
+    ("rose", "flower"), ("oak", "tree"), ("pine", "tree"), ("tulip", "flower"),
+]
+
+# Instruction naming both options ({first} / {second} are " Yes" and " No" in some order), then
+# the question ({x}: subject, {c}: category) and the answer cue.
+YES_NO_TEMPLATES: dict[str, tuple[str, str, str]] = {
+    "answer-with": ("Answer with{first} or{second}.", " Question: Is a {x} a kind of {c}?", " Answer:"),
+    "reply": ("Reply{first} or{second} only.", " Is {x} a {c}?", " Reply:"),
+    "true-statement": ("Say{first} or{second}: is this statement true?", " A {x} is a {c}.", " Answer:"),
+}
+
+
+@dataclass(frozen=True)
+class YesNo:
+    tokens: torch.Tensor      # [batch, pos]
+    yes_pos: torch.Tensor     # [batch] position of the " Yes" option token in the instruction
+    no_pos: torch.Tensor      # [batch]
+    query_start: torch.Tensor  # [batch] first position after the instruction
+    truth: torch.Tensor       # [batch] 1 if the right answer is Yes
+    yes_id: int
+    no_id: int
+
+
+def yes_no_prompts(tokenizer, *, n_prompts: int = 16, template: str = "answer-with", no_first: bool = False,
+                   seed: int = 0) -> YesNo:
+    """Yes/No questions whose instruction names both options (Yu et al.'s binary-decision
+    setting). Half the statements are true (a member of the category) and half false (a member
+    of another category). `no_first` lists " No" before " Yes", so a head tied to the option's
+    position can be told from one tied to the word "No"."""
+    if template not in YES_NO_TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; known: {sorted(YES_NO_TEMPLATES)}")
+    instr, question, cue = YES_NO_TEMPLATES[template]
+    yes, no = single_token(tokenizer, " Yes"), single_token(tokenizer, " No")
+    if yes is None or no is None:
+        raise ValueError("this tokenizer does not keep ' Yes' and ' No' as single tokens")
+    facts = [(x, c) for x, c in YES_NO_FACTS
+             if single_token(tokenizer, " " + x) is not None and single_token(tokenizer, " " + c) is not None]
+    cats = sorted({c for _, c in facts})
+    gen = torch.Generator().manual_seed(seed)
+    first, second = (no, yes) if no_first else (yes, no)
+    pre, rest = instr.split("{first}")
+    mid, post = rest.split("{second}")
+    rows, ypos, npos, starts, truth = [], [], [], [], []
+    for i in range(n_prompts):
+        x, c = facts[int(torch.randint(len(facts), (1,), generator=gen))]
+        true = i % 2 == 0
+        if not true:
+            others = [k for k in cats if k != c]
+            c = others[int(torch.randint(len(others), (1,), generator=gen))]
+        seq = list(bos_prefix(tokenizer)) + encode(tokenizer, pre)
+        p1 = len(seq)
+        seq += [first] + encode(tokenizer, mid)
+        p2 = len(seq)
+        seq += [second] + encode(tokenizer, post)
+        starts.append(len(seq))
+        q1, q2 = question.split("{x}")
+        q2a, q2b = q2.split("{c}")
+        # The space before a word belongs to the word's token.
+        seq += encode(tokenizer, q1.rstrip(" ")) + encode(tokenizer, " " + x)
+        seq += encode(tokenizer, q2a.rstrip(" ")) + encode(tokenizer, " " + c) + encode(tokenizer, q2b) + encode(tokenizer, cue)
+        rows.append(seq)
+        ypos.append(p2 if no_first else p1)
+        npos.append(p1 if no_first else p2)
+        truth.append(int(true))
+    _equal(rows, f"yes/no prompts ({template})")
+    perm = torch.randperm(n_prompts, generator=gen)
+    return YesNo(torch.tensor(rows)[perm], torch.tensor(ypos)[perm], torch.tensor(npos)[perm],
+                 torch.tensor(starts)[perm], torch.tensor(truth)[perm], yes, no)
+
+
+# ----------------------------------------------------------------------------- acronyms
+
+ACRONYM_WORDS = [
+    "Central", "Processing", "Unit", "Chief", "Executive", "Officer", "National", "Security", "Agency",
+    "Federal", "Bureau", "General", "Public", "Health", "Service", "Research", "Development", "Program",
+    "Market", "Value", "Energy", "Water", "Power", "System", "Control", "Network", "Data", "Center",
+    "Bank", "World", "Trade", "Union", "Board", "Council", "Science", "Technology", "Design", "Analysis",
+    "Support", "Management", "Quality", "Business", "Digital", "Media", "Global", "Local", "Open",
+    "Project", "Policy", "Finance", "Group", "Training", "Learning", "Machine", "Human", "Resource",
+    "Customer", "Product", "Sales", "Account", "Memory", "Access", "Random", "Key", "Light", "Sound",
+    "Image", "Video", "Mobile", "Internet", "Foundation", "Institute", "Language", "Model", "Total",
+    "Annual", "Budget", "Income", "Tax", "Youth", "Zone", "Justice", "Ocean", "Volunteer", "Island",
+]
+
+# {w1} {w2} {w3}: the words; {a}/{b}: their initials already written; the model must give the third.
+ACRONYM_TEMPLATES: dict[str, tuple[str, str]] = {
+    "the-parens": ("The{w1}{w2}{w3}", " ({a}.{b}."),
+    "a-parens": ("A{w1}{w2}{w3}", " ({a}.{b}."),
+    "welcome": ("Welcome to the{w1}{w2}{w3}", " ({a}.{b}."),
+    "brackets": ("The{w1}{w2}{w3}", " [{a}.{b}."),
+    "abbreviated": ("The{w1}{w2}{w3}", ", or {a}.{b}."),
+    "known-as": ("Our{w1}{w2}{w3}", " is known as the {a}.{b}."),
+}
+
+
+@dataclass(frozen=True)
+class Acronyms:
+    clean: torch.Tensor         # [batch, pos]
+    corrupted: torch.Tensor     # [batch, pos] the third word swapped for one with another initial
+    word_pos: torch.Tensor      # [batch, 3] positions of the three words
+    correct: torch.Tensor       # [batch] token of the third word's initial (the answer)
+    wrong: torch.Tensor         # [batch] token of the corrupting word's initial
+    letter_ids: torch.Tensor    # [26] capital letter tokens
+
+
+def acronym_prompts(tokenizer, *, n_prompts: int = 16, template: str = "the-parens", seed: int = 0) -> Acronyms:
+    """Three capitalised words, then their acronym written with dots up to the third letter
+    ("The Board Mobile Zone (B.M." -> "Z"), after García-Carrasco et al.'s three-letter acronym
+    task. Words are single tokens with distinct initials; the corrupted prompt replaces the
+    third word by a word with yet another initial, so heads that move the right letter can be
+    found by patching."""
+    if template not in ACRONYM_TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; known: {sorted(ACRONYM_TEMPLATES)}")
+    head, tail = ACRONYM_TEMPLATES[template]
+    words = [w for w in ACRONYM_WORDS if single_token(tokenizer, " " + w) is not None]
+    letter_ids = [single_token(tokenizer, chr(65 + i)) for i in range(26)]
+    if any(i is None for i in letter_ids):
+        raise ValueError("capital letters are not single tokens for this tokenizer")
+    gen = torch.Generator().manual_seed(seed)
+    pre = head.split("{w1}")[0]
+    t_pre, t_post = tail.split("{a}")
+    t_mid, t_end = t_post.split("{b}")
+    clean, corrupt, wpos, correct, wrong = [], [], [], [], []
+    while len(clean) < n_prompts:
+        pick = [words[j] for j in torch.randperm(len(words), generator=gen)[:4].tolist()]
+        w1, w2, w3, w4 = pick
+        if len({w[0] for w in pick}) < 4:
+            continue
+        rows = []
+        for third in (w3, w4):
+            seq = list(bos_prefix(tokenizer)) + (encode(tokenizer, pre) if pre else [])
+            pos = []
+            for w in (w1, w2, third):
+                pos.append(len(seq))
+                seq += encode(tokenizer, " " + w)
+            seq += encode(tokenizer, t_pre) + [letter_ids[ord(w1[0]) - 65]] + encode(tokenizer, t_mid) + \
+                [letter_ids[ord(w2[0]) - 65]] + encode(tokenizer, t_end)
+            rows.append((seq, pos))
+        clean.append(rows[0][0])
+        corrupt.append(rows[1][0])
+        wpos.append(rows[0][1])
+        correct.append(letter_ids[ord(w3[0]) - 65])
+        wrong.append(letter_ids[ord(w4[0]) - 65])
+    _equal(clean + corrupt, f"acronym prompts ({template})")
+    return Acronyms(torch.tensor(clean), torch.tensor(corrupt), torch.tensor(wpos), torch.tensor(correct),
+                    torch.tensor(wrong), torch.tensor(letter_ids))
+
+
+# ----------------------------------------------------------------------------- needle in a haystack
+
+# (cue before the needle in the context, question that ends with the same cue before the copy)
+NEEDLE_TEMPLATES: dict[str, tuple[str, str]] = {
+    "passkey": (" The secret passkey is", " What is the secret passkey? The secret passkey is"),
+    "magic-word": (" My magic word is", " Which magic word did I mention? My magic word is"),
+    "note": (" Note to self:", " Now repeat the note to self. Note to self:"),
+}
+
+
+@dataclass(frozen=True)
+class Needle:
+    """[BOS] haystack + cue + needle + haystack + question + needle (teacher-forced copy).
+    At step j the model, at position answer_start + j - 1, must produce needle token j."""
+
+    tokens: torch.Tensor        # [batch, pos]
+    needle_start: torch.Tensor  # [batch]
+    answer_start: torch.Tensor  # [batch]
+    needle_len: int
+
+
+def needle_prompts(tokenizer, vocab_size: int, *, n_prompts: int = 6, haystack_sentences: int = 12,
+                   needle_len: int = 8, template: str = "passkey", seed: int = 0) -> Needle:
+    """A needle of random ordinary tokens at a random depth of filler text, asked for back with
+    the cue repeated, so the answer can only come from copying the needle. Like
+    headatlas.prompts.probes.needle_prompts, with a choice of cue/question templates; rows are
+    padded at the front with filler to one length."""
+    if template not in NEEDLE_TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; known: {sorted(NEEDLE_TEMPLATES)}")
+    cue_text, question_text = NEEDLE_TEMPLATES[template]
+    gen = torch.Generator().manual_seed(seed)
+    pool = sampleable_token_ids(tokenizer, vocab_size)
+    # Ordinary tokens: skip single bytes and the rarest merges of very large vocabularies.
+    pool = pool[(pool >= 256) & (pool < min(vocab_size, 50000))]
+    cue, question = encode(tokenizer, cue_text), encode(tokenizer, question_text)
+    bos = bos_prefix(tokenizer)
+    rows, ns, ans = [], [], []
+    for _ in range(n_prompts):
+        order = torch.randperm(len(FILLER), generator=gen).tolist()
+        sents = [FILLER[order[i % len(FILLER)]] for i in range(haystack_sentences)]
+        depth = int(torch.randint(1, haystack_sentences, (1,), generator=gen))
+        needle = pool[torch.randint(len(pool), (needle_len,), generator=gen)].tolist()
+        before = [t for s in sents[:depth] for t in encode(tokenizer, s)]
+        after = [t for s in sents[depth:] for t in encode(tokenizer, s)]
+        seq = before + cue
+        ns.append(len(seq))
+        seq += needle + encode(tokenizer, ".") + after + question
+        ans.append(len(seq))
+        rows.append(seq + needle)
+    width = max(len(r) for r in rows)
+    pad = encode(tokenizer, FILLER[0])
+    out = []
+    for i, r in enumerate(rows):
+        extra = width - len(r)
+        filler = (pad * (extra // max(len(pad), 1) + 1))[:extra]
+        out.append(bos + filler + r)
+        ns[i] += len(bos) + extra
+        ans[i] += len(bos) + extra
+    return Needle(torch.tensor(out), torch.tensor(ns), torch.tensor(ans), needle_len)
+
+
+# ----------------------------------------------------------------------------- running text
+
+STORY = [
+    " Mara packed a small bag and left the house before sunrise.",
+    " The bus to the harbour was nearly empty that morning.",
+    " She bought a cup of tea and watched the fishing boats come in.",
+    " An old sailor told her the weather would turn by noon.",
+    " By lunchtime dark clouds had gathered over the water.",
+    " She walked back along the cliffs as the wind grew stronger.",
+    " A shepherd was moving his flock down from the high field.",
+    " He waved and pointed to a path that led to the village.",
+    " The first drops of rain fell as she reached the church.",
+    " Inside, a choir was practising a song for the festival.",
+    " She sat at the back and listened until the storm had passed.",
+    " In the evening she wrote a long letter to her brother.",
+]
+
+CORPORA: dict[str, list[str]] = {"filler": FILLER, "story": STORY}
+
+
+def sentence_text(tokenizer, *, corpus: str = "filler", n_prompts: int = 2, n_tokens: int = 192,
+                  seed: int = 0) -> torch.Tensor:
+    """[BOS] + sentences of a small corpus in seeded random order, cut to n_tokens: [batch, n_tokens].
+    Sentences recur within a text, so later tokens can be predicted from far back in the context
+    (which heads that keep only a recent window cannot do)."""
+    if corpus not in CORPORA:
+        raise ValueError(f"unknown corpus {corpus!r}; known: {sorted(CORPORA)}")
+    sents = CORPORA[corpus]
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(n_prompts):
+        seq = list(bos_prefix(tokenizer))
+        while len(seq) < n_tokens:
+            seq += encode(tokenizer, sents[int(torch.randint(len(sents), (1,), generator=gen))])
+        rows.append(seq[:n_tokens])
+    return torch.tensor(rows)
+
+
+def random_token_text(tokenizer, vocab_size: int, *, n_prompts: int = 4, n_tokens: int = 64, seed: int = 0,
+                      repeat: bool = False) -> torch.Tensor:
+    """[BOS] + uniformly random ordinary tokens ([batch, n_tokens]); with `repeat`, the second half
+    repeats the first, which invites content-based (duplicate, induction) attention."""
+    gen = torch.Generator().manual_seed(seed)
+    pool = sampleable_token_ids(tokenizer, vocab_size)
+    bos = bos_prefix(tokenizer)
+    n = n_tokens - len(bos)
+    if repeat:
+        half = pool[torch.randint(len(pool), (n_prompts, n // 2), generator=gen)]
+        body = torch.cat([half, half, pool[torch.randint(len(pool), (n_prompts, n - 2 * (n // 2)), generator=gen)]], 1)
+    else:
+        body = pool[torch.randint(len(pool), (n_prompts, n), generator=gen)]
+    return torch.cat([torch.tensor([bos] * n_prompts, dtype=torch.long).reshape(n_prompts, len(bos)), body.long()], 1)
+
+
+# ----------------------------------------------------------------------------- words in pieces
+
+# Long, uncommon English words: most byte-pair vocabularies split them into several pieces.
+LONG_WORDS = [
+    "photosynthesis", "kaleidoscope", "onomatopoeia", "archaeologist", "parliamentarian", "thermodynamics",
+    "circumnavigate", "hippopotamus", "chrysanthemum", "encyclopaedia", "ventriloquist", "metamorphosis",
+    "procrastinate", "juxtaposition", "quintessential", "serendipitous", "idiosyncratic", "incomprehensible",
+    "magnanimous", "obstreperous", "perspicacious", "sesquipedalian", "antediluvian", "lugubrious",
+    "crepuscular", "pusillanimous", "grandiloquent", "perfunctory", "recalcitrant", "unfathomable",
+    "xylophonist", "zoologically", "bureaucratization", "counterintuitively", "electroencephalogram",
+    "misappropriation", "overcompensating", "phantasmagorical", "reconnaissance", "subterranean",
+]
+COMMON = ["house", "water", "music", "garden", "window", "river", "market", "letter", "table", "school",
+          "teacher", "village", "forest", "mountain", "city", "road", "bread", "horse", "paper", "stone"]
+SYLLABLES = ["bla", "zor", "quin", "trex", "vol", "mup", "dra", "snik", "plo", "gath", "wib", "yon",
+             "frel", "kest", "ubo", "zan", "thrim", "oct", "lux", "pem"]
+
+
+@dataclass(frozen=True)
+class Words:
+    tokens: torch.Tensor    # [batch, pos]
+    word_ids: torch.Tensor  # [batch, pos] index of the word each token belongs to; -1 for BOS
+
+
+def word_text(tokenizer, *, kind: str = "made-up", n_prompts: int = 4, n_words: int = 40, p_split: float = 0.4,
+              seed: int = 0) -> Words:
+    """A stream of space-separated words, common one-token words mixed with words that split into
+    several pieces: made-up words of 2-3 random syllables (kind "made-up") or long real words
+    ("real"), or both ("mixed"). Each word is tokenized on its own with its leading space, so
+    which tokens form one word is known by construction. Rows are cut to the shortest."""
+    if kind not in ("made-up", "real", "mixed"):
+        raise ValueError(f"unknown kind {kind!r}; known: made-up, real, mixed")
+    gen = torch.Generator().manual_seed(seed)
+    rows, wids = [], []
+    for _ in range(n_prompts):
+        seq = list(bos_prefix(tokenizer))
+        wid = [-1] * len(seq)
+        for w in range(n_words):
+            if float(torch.rand(1, generator=gen)) < p_split:
+                real = kind == "real" or (kind == "mixed" and float(torch.rand(1, generator=gen)) < 0.5)
+                if real:
+                    word = LONG_WORDS[int(torch.randint(len(LONG_WORDS), (1,), generator=gen))]
+                else:
+                    n_syl = int(torch.randint(2, 4, (1,), generator=gen))
+                    word = "".join(SYLLABLES[i] for i in torch.randint(len(SYLLABLES), (n_syl,), generator=gen).tolist())
+            else:
+                word = COMMON[int(torch.randint(len(COMMON), (1,), generator=gen))]
+            ids = encode(tokenizer, " " + word)
+            seq += ids
+            wid += [w] * len(ids)
+        rows.append(seq)
+        wids.append(wid)
+    width = min(len(r) for r in rows)
+    return Words(torch.tensor([r[:width] for r in rows]), torch.tensor([w[:width] for w in wids]))

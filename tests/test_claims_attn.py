@@ -1,0 +1,112 @@
+"""The attn group's prompt generators (headatlas.prompts.patterns) put the tokens a score reads where
+they say, and the claims' small pattern helpers give known answers on hand-made patterns."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import smollm2
+
+from headatlas.prompts import patterns as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "claims"))
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return smollm2().tokenizer
+
+
+def dec(tok, ids) -> str:
+    return tok.decode([int(i) for i in ids])
+
+
+@pytest.mark.parametrize("template", sorted(pa.MC_TEMPLATES))
+def test_mcqa_label_and_word_positions(tok, template):
+    q = pa.mcqa_prompts(tok, n_prompts=8, n_shots=2, template=template, seed=3)
+    assert q.tokens.shape[0] == 8
+    for i in range(8):
+        labels = [dec(tok, [q.tokens[i, p]]).strip("( ") for p in q.letter_pos[i]]
+        assert labels == q.labels
+        # the correct option's word is a member of the asked category
+        word = dec(tok, [q.tokens[i, q.word_pos[i, q.answer[i]]]]).strip()
+        assert any(word in ws for ws in pa.MC_CATEGORIES.values())
+    assert sorted(q.answer.tolist()) == [0, 0, 1, 1, 2, 2, 3, 3]      # balanced answer positions
+    assert all(dec(tok, [t]).strip() in q.labels for t in q.label_ids)
+
+
+@pytest.mark.parametrize("no_first", [False, True])
+def test_yes_no_option_positions(tok, no_first):
+    d = pa.yes_no_prompts(tok, n_prompts=6, template="answer-with", no_first=no_first, seed=0)
+    rows = torch.arange(6)
+    assert (d.tokens[rows, d.yes_pos] == d.yes_id).all()
+    assert (d.tokens[rows, d.no_pos] == d.no_id).all()
+    assert ((d.no_pos < d.yes_pos) == no_first).all()
+    assert (d.query_start > torch.maximum(d.yes_pos, d.no_pos)).all()
+    assert sorted(d.truth.tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_acronym_prompts_answer_is_the_third_words_initial(tok):
+    a = pa.acronym_prompts(tok, n_prompts=6, template="the-parens", seed=0)
+    for i in range(6):
+        third = dec(tok, [a.clean[i, a.word_pos[i, 2]]]).strip()
+        assert dec(tok, [a.correct[i]]) == third[0]
+        assert dec(tok, [a.wrong[i]]) == dec(tok, [a.corrupted[i, a.word_pos[i, 2]]]).strip()[0]
+        assert a.correct[i] != a.wrong[i]
+        differ = (a.clean[i] != a.corrupted[i]).nonzero().flatten().tolist()
+        assert differ == [int(a.word_pos[i, 2])]                       # only the third word changes
+        assert dec(tok, a.clean[i, -4:]).endswith(".")
+
+
+def test_needle_copy_matches_the_needle(tok):
+    nd = pa.needle_prompts(tok, 49152, n_prompts=3, haystack_sentences=4, needle_len=5, template="note", seed=1)
+    for i in range(3):
+        ns, an = int(nd.needle_start[i]), int(nd.answer_start[i])
+        assert nd.tokens[i, ns:ns + 5].tolist() == nd.tokens[i, an:an + 5].tolist()
+        assert an + 5 == nd.tokens.shape[1]
+
+
+@pytest.mark.parametrize("kind", ["made-up", "real", "mixed"])
+def test_word_ids_group_the_pieces_of_each_word(tok, kind):
+    w = pa.word_text(tok, kind=kind, n_prompts=2, n_words=20, seed=0)
+    for i in range(2):
+        ids = w.word_ids[i].tolist()
+        assert ids[0] == -1 and ids[1:] == sorted(ids[1:])
+        for wid in set(ids) - {-1}:
+            pieces = [t for t, j in zip(w.tokens[i].tolist(), ids) if j == wid]
+            assert dec(tok, pieces).startswith(" ")                    # a word starts with its space
+            assert " " not in dec(tok, pieces)[1:]
+
+
+def test_random_token_text_repeats_its_first_half(tok):
+    t = pa.random_token_text(tok, 49152, n_prompts=2, n_tokens=21, seed=0, repeat=True)
+    assert t.shape == (2, 21)
+    assert (t[:, 1:11] == t[:, 11:21]).all()
+
+
+def test_streaming_windows():
+    from claim_streaming import _windows
+
+    w = _windows(10, sink=2, window=3)
+    assert w[9].nonzero().flatten().tolist() == [0, 1, 7, 8, 9]
+    assert w[1].nonzero().flatten().tolist() == [0, 1]
+    c = _windows(10, sink=2, window=3, shift=4)
+    assert c[9].nonzero().flatten().tolist() == [3, 4, 5]             # window ending 4 back
+    assert c[9].sum() <= w[9].sum()
+
+
+def test_positional_offsets_of_a_planted_head():
+    from claim_positional import _offsets
+
+    s = 12
+    p = torch.zeros(1, 2, s, s)
+    p[:, :, :, 0] = 0.6                                                  # a sink the score ignores
+    for q in range(s):
+        p[0, 0, q, q] += 0.4                                             # head 0: the query itself
+        p[0, 1, q, max(q - 2, 0)] += 0.4                                 # head 1: two back
+    off = _offsets(p, q_from=4)
+    assert off[0].tolist() == [0] * 8
+    assert off[1].tolist() == [2] * 8
