@@ -1,0 +1,263 @@
+"""Seeded prompt sets for the task-level head types: in-context tasks for function-vector heads,
+ToyMovieReview sentiment prompts for the summarization motif, and factual-recall prompts for
+subject, relation, mover and mixed heads.
+
+Every prompt is assembled from separately tokenized pieces, and only words that are one token
+(with their leading space) in the model's tokenizer are used, so all prompts of a batch have the
+same length and the positions a measurement needs are known by construction.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from headatlas.prompts.tokens import bos_prefix, encode, single_token
+
+# ----------------------------------------------------------------------------- in-context tasks
+
+FV_TASKS: dict[str, list[tuple[str, str]]] = {
+    "antonym": [("hot", "cold"), ("big", "small"), ("fast", "slow"), ("up", "down"), ("old", "young"),
+                ("good", "bad"), ("high", "low"), ("happy", "sad"), ("light", "dark"), ("rich", "poor"),
+                ("hard", "soft"), ("long", "short"), ("open", "closed"), ("wet", "dry"), ("early", "late"),
+                ("strong", "weak"), ("full", "empty"), ("true", "false"), ("left", "right"), ("day", "night"),
+                ("in", "out"), ("win", "lose"), ("love", "hate"), ("black", "white"), ("first", "last"),
+                ("top", "bottom"), ("north", "south"), ("east", "west"), ("thick", "thin"),
+                ("clean", "dirty"), ("cheap", "expensive"), ("loud", "quiet")],
+    "country-capital": [("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Germany", "Berlin"),
+                        ("Spain", "Madrid"), ("Russia", "Moscow"), ("China", "Beijing"), ("Egypt", "Cairo"),
+                        ("England", "London"), ("Greece", "Athens"), ("Austria", "Vienna"),
+                        ("Canada", "Ottawa"), ("Ireland", "Dublin"), ("Poland", "Warsaw"),
+                        ("Portugal", "Lisbon"), ("Norway", "Oslo"), ("Sweden", "Stockholm"),
+                        ("Kenya", "Nairobi"), ("Cuba", "Havana"), ("Peru", "Lima"), ("India", "Delhi"),
+                        ("Iran", "Tehran"), ("Hungary", "Budapest"), ("Finland", "Helsinki"),
+                        ("Denmark", "Copenhagen"), ("Belgium", "Brussels"), ("Chile", "Santiago"),
+                        ("Australia", "Canberra")],
+    "country-language": [("France", "French"), ("Germany", "German"), ("Italy", "Italian"),
+                         ("Spain", "Spanish"), ("Japan", "Japanese"), ("China", "Chinese"),
+                         ("Russia", "Russian"), ("Greece", "Greek"), ("Poland", "Polish"),
+                         ("Portugal", "Portuguese"), ("Sweden", "Swedish"), ("Turkey", "Turkish"),
+                         ("Finland", "Finnish"), ("Denmark", "Danish"), ("Norway", "Norwegian"),
+                         ("Hungary", "Hungarian"), ("Korea", "Korean"), ("Egypt", "Arabic"),
+                         ("Brazil", "Portuguese"), ("Mexico", "Spanish"), ("Netherlands", "Dutch"),
+                         ("Thailand", "Thai"), ("Vietnam", "Vietnamese"), ("Iran", "Persian")],
+}
+
+
+@dataclass(frozen=True)
+class TaskPrompts:
+    """In-context prompts for one task: demonstrations then a query, answer = one token."""
+
+    tokens: torch.Tensor   # [batch, pos]
+    answer: torch.Tensor   # [batch] token id of the query's correct answer
+
+
+@dataclass(frozen=True)
+class TaskSplit:
+    """A task's usable pairs split in two: `demo` pairs build the few-shot prompts the function
+    vector is averaged over; `held_out` pairs are the zero-shot queries it is tested on."""
+
+    demo: list[tuple[str, str]]
+    held_out: list[tuple[str, str]]
+
+
+def _template_parts(template: str) -> tuple[str, str, str]:
+    """'Q: {x}\\nA: {y}\\n\\n' -> ('Q:', '\\nA:', '\\n\\n'): text before x, between x and y,
+    after y. x and y are written with a leading space and must be single tokens."""
+    if "{x}" not in template or "{y}" not in template:
+        raise ValueError(f"a task template needs {{x}} and {{y}}: {template!r}")
+    pre, rest = template.split("{x}", 1)
+    mid, post = rest.split("{y}", 1)
+    return pre.rstrip(" "), mid.rstrip(" "), post
+
+
+def task_split(tokenizer, task: str, seed: int) -> TaskSplit:
+    """Pairs whose input and answer are both one token with a leading space, shuffled with
+    `seed` and split in half."""
+    if task not in FV_TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {sorted(FV_TASKS)}")
+    pairs = [(x, y) for x, y in FV_TASKS[task]
+             if single_token(tokenizer, " " + x) is not None and single_token(tokenizer, " " + y) is not None]
+    random.Random(seed).shuffle(pairs)
+    half = len(pairs) // 2
+    if half < 6:
+        raise ValueError(f"task {task!r} keeps only {len(pairs)} single-token pairs in this tokenizer")
+    return TaskSplit(pairs[:half], pairs[half:])
+
+
+def _line(tokenizer, parts, x: str, y: str | None) -> list[int]:
+    pre, mid, post = parts
+    ids = encode(tokenizer, pre) if pre else []
+    ids += [single_token(tokenizer, " " + x)] + encode(tokenizer, mid)
+    if y is not None:
+        ids += [single_token(tokenizer, " " + y)] + encode(tokenizer, post)
+    return ids
+
+
+def task_prompts(tokenizer, pairs: list[tuple[str, str]], template: str, *, n_prompts: int, n_demos: int,
+                 seed: int, shuffle_labels: bool = False) -> TaskPrompts:
+    """n_prompts few-shot prompts: n_demos demonstrations and a query drawn without repetition
+    from `pairs`. With shuffle_labels the demonstrations' answers are permuted among themselves
+    (no demonstration keeps its own answer), Todd et al.'s corrupted context."""
+    parts = _template_parts(template)
+    rng = random.Random(seed)
+    rows, answers = [], []
+    for _ in range(n_prompts):
+        chosen = rng.sample(pairs, n_demos + 1)
+        demos, (qx, qy) = chosen[:-1], chosen[-1]
+        ys = [y for _, y in demos]
+        if shuffle_labels:
+            perm = list(range(n_demos))
+            while any(i == p for i, p in enumerate(perm)):   # a derangement
+                rng.shuffle(perm)
+            ys = [ys[p] for p in perm]
+        seq = bos_prefix(tokenizer)
+        for (x, _), y in zip(demos, ys):
+            seq += _line(tokenizer, parts, x, y)
+        seq += _line(tokenizer, parts, qx, None)
+        rows.append(seq)
+        answers.append(single_token(tokenizer, " " + qy))
+    if len({len(r) for r in rows}) != 1:
+        raise ValueError("task prompts came out with different lengths")
+    return TaskPrompts(torch.tensor(rows), torch.tensor(answers))
+
+
+def zero_shot_prompts(tokenizer, pairs: list[tuple[str, str]], template: str) -> TaskPrompts:
+    """One query per pair with no demonstrations: [BOS] + 'Q: x\\nA:'."""
+    parts = _template_parts(template)
+    rows = [bos_prefix(tokenizer) + _line(tokenizer, parts, x, None) for x, _ in pairs]
+    return TaskPrompts(torch.tensor(rows), torch.tensor([single_token(tokenizer, " " + y) for _, y in pairs]))
+
+
+# ----------------------------------------------------------------------------- sentiment
+
+# Positive and negative adjectives and verbs for ToyMovieReview (Tigges et al. 2023). The answer
+# words " great" / " terrible" are kept out of the adjective lists, so the model cannot score by
+# copying an adjective it has just read: it must map the review's sentiment to the answer.
+SENTIMENT_ADJECTIVES = {
+    "positive": ["good", "excellent", "wonderful", "amazing", "fantastic", "perfect", "brilliant", "beautiful",
+                 "lovely", "superb", "fun", "nice", "awesome", "incredible", "delightful", "enjoyable"],
+    "negative": ["bad", "awful", "horrible", "boring", "poor", "dull", "stupid", "weak", "ugly", "disappointing",
+                 "dreadful", "silly", "annoying", "lousy", "bland", "messy"],
+}
+SENTIMENT_VERBS = {"positive": ["loved", "enjoyed", "liked"], "negative": ["hated"]}
+SENTIMENT_ANSWERS = {"positive": " great", "negative": " terrible"}
+SENTIMENT_TEMPLATES = {
+    "movie": "I thought this movie was {adj}, I {verb} it. Conclusion: This movie is",
+    "film": "I found this film {adj}, and I {verb} it. In short, the film was",
+    "show": "The show was {adj}, we {verb} it. Overall, this show is",
+}
+
+
+@dataclass(frozen=True)
+class SentimentPrompts:
+    """Pairs of reviews differing only in the sentiment words: row 2i positive, row 2i + 1
+    negative; `flipped` holds each row's opposite-sentiment partner (for patching)."""
+
+    tokens: torch.Tensor     # [batch, pos]
+    flipped: torch.Tensor    # [batch, pos]
+    label: torch.Tensor      # [batch] 1 positive, 0 negative
+    positive_answer: int
+    negative_answer: int
+    adj_pos: int             # position of the adjective
+    verb_pos: int            # position of the verb
+    summary_pos: int         # position of the full stop that closes the review
+    comma_pos: int           # position of the comma right after the adjective
+
+    @property
+    def sign(self) -> torch.Tensor:
+        return self.label.float() * 2 - 1
+
+
+def sentiment_prompts(tokenizer, template: str, *, n_pairs: int, seed: int) -> SentimentPrompts:
+    """ToyMovieReview-style prompts; `template` is a key of SENTIMENT_TEMPLATES or a string
+    with {adj} and {verb} and one full stop after {verb}."""
+    text = SENTIMENT_TEMPLATES.get(template, template)
+    pos = [w for w in SENTIMENT_ADJECTIVES["positive"] if single_token(tokenizer, " " + w)]
+    neg = [w for w in SENTIMENT_ADJECTIVES["negative"] if single_token(tokenizer, " " + w)]
+    pv = [w for w in SENTIMENT_VERBS["positive"] if single_token(tokenizer, " " + w)]
+    nv = [w for w in SENTIMENT_VERBS["negative"] if single_token(tokenizer, " " + w)]
+    pa, na = (single_token(tokenizer, SENTIMENT_ANSWERS[k]) for k in ("positive", "negative"))
+    if None in (pa, na) or not (pos and neg and pv and nv):
+        raise ValueError("this tokenizer lacks single-token sentiment words")
+    head, rest = text.split("{adj}", 1)
+    mid, tail = rest.split("{verb}", 1)
+    stop = tail.index(".")
+    pieces = [encode(tokenizer, head.rstrip(" ")), encode(tokenizer, mid.rstrip(" ")),
+              encode(tokenizer, tail[:stop]), encode(tokenizer, "."), encode(tokenizer, tail[stop + 1:])]
+    b = bos_prefix(tokenizer)
+
+    def build(adj, verb):
+        return (b + pieces[0] + [single_token(tokenizer, " " + adj)] + pieces[1] +
+                [single_token(tokenizer, " " + verb)] + pieces[2] + pieces[3] + pieces[4])
+
+    adj_pos = len(b) + len(pieces[0])
+    verb_pos = adj_pos + 1 + len(pieces[1])
+    summary_pos = verb_pos + 1 + len(pieces[2])
+    comma = encode(tokenizer, ",")
+    if pieces[1][: len(comma)] != comma:
+        raise ValueError(f"template {template!r} has no comma right after the adjective")
+    rng = random.Random(seed)
+    rows, flipped, label = [], [], []
+    for _ in range(n_pairs):
+        p = build(rng.choice(pos), rng.choice(pv))
+        n = build(rng.choice(neg), rng.choice(nv))
+        rows += [p, n]
+        flipped += [n, p]
+        label += [1, 0]
+    return SentimentPrompts(torch.tensor(rows), torch.tensor(flipped), torch.tensor(label), pa, na,
+                            adj_pos, verb_pos, summary_pos, adj_pos + 1)
+
+
+# ----------------------------------------------------------------------------- factual recall
+
+# Relation templates: "The" + relation words + subject + " is". The relation words are the
+# tokens between "The" and the subject; the subject is one token (a country name).
+FACT_TEMPLATES: dict[str, tuple[str, str, str]] = {
+    # name: (template, task whose pairs give subject -> answer, task of the competing category)
+    "capital": ("The capital of {s} is", "country-capital", "country-language"),
+    "capital-city": ("The capital city of {s} is", "country-capital", "country-language"),
+    "language": ("The official language of {s} is", "country-language", "country-capital"),
+}
+
+
+@dataclass(frozen=True)
+class FactPrompts:
+    """One prompt per subject; all of equal length."""
+
+    tokens: torch.Tensor        # [batch, pos]
+    answer: torch.Tensor        # [batch] the correct attribute's token
+    subjects: list[str]
+    subject_pos: int            # position of the subject token
+    relation_pos: list[int]     # positions of the relation words
+    candidates: torch.Tensor    # distinct answer tokens of this relation (over all subjects)
+    other_candidates: torch.Tensor  # answer tokens of the competing relation
+
+
+def fact_prompts(tokenizer, template: str) -> FactPrompts:
+    """Prompts for every subject whose name and answer are single tokens (leading space)."""
+    text, task, other_task = FACT_TEMPLATES[template]
+    head, tail = text.split("{s}")
+    pre = bos_prefix(tokenizer) + encode(tokenizer, head.rstrip(" "))
+    post = encode(tokenizer, tail)
+    first = len(bos_prefix(tokenizer)) + 1                       # after "The"
+    rows, answers, subjects = [], [], []
+    for s, a in FV_TASKS[task]:
+        ts, ta = single_token(tokenizer, " " + s), single_token(tokenizer, " " + a)
+        if ts is None or ta is None or s in subjects:
+            continue
+        rows.append(pre + [ts] + post)
+        answers.append(ta)
+        subjects.append(s)
+    others = sorted({t for _, a in FV_TASKS[other_task] if (t := single_token(tokenizer, " " + a)) is not None})
+    return FactPrompts(torch.tensor(rows), torch.tensor(answers), subjects, len(pre),
+                       list(range(first, len(pre))), torch.tensor(sorted(set(answers))), torch.tensor(others))
+
+
+def subset(data: FactPrompts, keep: torch.Tensor) -> FactPrompts:
+    """The prompts where `keep` ([batch] bool) is true; candidate sets unchanged."""
+    idx = keep.nonzero().flatten()
+    return FactPrompts(data.tokens[idx], data.answer[idx], [data.subjects[i] for i in idx.tolist()],
+                       data.subject_pos, data.relation_pos, data.candidates, data.other_candidates)

@@ -1,0 +1,83 @@
+"""Prompt generators of the task group's claims (function vectors, sentiment summarization,
+factual recall): positions and answers are right by construction."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from headatlas.prompts import tasks as pt
+from tests.helpers import smollm2
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return smollm2().tokenizer
+
+
+def decode(tok, ids):
+    return [tok.decode([i]) for i in ids]
+
+
+def test_task_split_is_disjoint_and_single_token(tok):
+    split = pt.task_split(tok, "antonym", seed=0)
+    assert not set(split.demo) & set(split.held_out)
+    for x, y in split.demo + split.held_out:
+        assert len(tok.encode(" " + x, add_special_tokens=False)) == 1
+        assert len(tok.encode(" " + y, add_special_tokens=False)) == 1
+
+
+@pytest.mark.parametrize("template", ["Q: {x}\nA: {y}\n\n", "{x}: {y}\n", "input: {x} output: {y}\n"])
+def test_task_prompts_end_with_the_query_and_shuffle_every_label(tok, template):
+    split = pt.task_split(tok, "country-capital", seed=0)
+    clean = pt.task_prompts(tok, split.demo, template, n_prompts=6, n_demos=4, seed=3)
+    shuffled = pt.task_prompts(tok, split.demo, template, n_prompts=6, n_demos=4, seed=3, shuffle_labels=True)
+    pairs = dict(split.demo)
+    for row, ans in zip(clean.tokens.tolist(), clean.answer.tolist()):
+        text = tok.decode(row)
+        query = [x for x, y in split.demo if tok.encode(" " + y, add_special_tokens=False)[0] == ans]
+        assert any(text.rstrip().endswith(template.split("{y}")[0].format(x=x).rstrip()) for x in query)
+        # every demonstration of a clean prompt is a true pair
+        demos = [x for x in pairs if template.format(x=x, y=pairs[x]).strip() in text]
+        assert len(demos) >= 4
+    # The first shuffled prompt has the same demonstrations and query, with every answer moved.
+    row, srow = clean.tokens[0].tolist(), shuffled.tokens[0].tolist()
+    assert shuffled.answer[0] == clean.answer[0]
+    assert sorted(row) == sorted(srow) and row != srow
+    stext = tok.decode(srow)
+    assert not [x for x in pairs if template.format(x=x, y=pairs[x]).strip() in stext]
+
+
+def test_zero_shot_prompts_have_no_demonstrations(tok):
+    split = pt.task_split(tok, "antonym", seed=0)
+    z = pt.zero_shot_prompts(tok, split.held_out, "Q: {x}\nA: {y}\n\n")
+    assert z.tokens.shape[0] == len(split.held_out)
+    assert tok.decode(z.tokens[0].tolist()).endswith(f"Q: {split.held_out[0][0]}\nA:")
+
+
+@pytest.mark.parametrize("template", sorted(pt.SENTIMENT_TEMPLATES))
+def test_sentiment_positions(tok, template):
+    d = pt.sentiment_prompts(tok, template, n_pairs=4, seed=0)
+    for row, flip, lab in zip(d.tokens.tolist(), d.flipped.tolist(), d.label.tolist()):
+        words = decode(tok, row)
+        adj, verb = words[d.adj_pos].strip(), words[d.verb_pos].strip()
+        kind = "positive" if lab else "negative"
+        assert adj in pt.SENTIMENT_ADJECTIVES[kind] and verb in pt.SENTIMENT_VERBS[kind]
+        assert words[d.summary_pos] == "." and words[d.comma_pos] == ","
+        # the flipped partner differs exactly at the two sentiment words
+        diff = [i for i, (a, b) in enumerate(zip(row, flip)) if a != b]
+        assert set(diff) <= {d.adj_pos, d.verb_pos} and d.adj_pos in diff
+    assert d.sign.tolist() == [1.0, -1.0] * 4
+
+
+@pytest.mark.parametrize("template", sorted(pt.FACT_TEMPLATES))
+def test_fact_prompts_positions(tok, template):
+    d = pt.fact_prompts(tok, template)
+    rel_words = pt.FACT_TEMPLATES[template][0].split("{s}")[0].split()[1:]
+    for row, subj in zip(d.tokens.tolist(), d.subjects):
+        words = decode(tok, row)
+        assert words[d.subject_pos].strip() == subj
+        assert [words[i].strip() for i in d.relation_pos] == rel_words
+    assert not set(d.candidates.tolist()) & set(d.other_candidates.tolist())
+    kept = pt.subset(d, torch.arange(len(d.subjects)) % 2 == 0)
+    assert kept.subjects == d.subjects[::2]
