@@ -6,11 +6,13 @@ from headatlas.methods.published import check_published_heads
 
 
 def _replicate(run):
-    data = prompts.from_spec(run.model, run.data)
-    result = check_published_heads(run.model.bridge, data.tokens, run.params["score"],
-                                   run.params["published"], control_seed=int(run.params["control_seed"]))
-    run.measure(**result.measured)
-    run.artifact(**result.artifacts)
+    for _ in run.variants():
+        data = prompts.from_spec(run.model, run.data)
+        result = check_published_heads(run.model.bridge, data.tokens, run.params["score"],
+                                       run.params["published"], control_seed=int(run.params["control_seed"]))
+        run.measure(**result.measured)
+        if run.is_primary:
+            run.artifact(**result.artifacts)
     run.conclude()
 
 

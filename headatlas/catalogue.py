@@ -66,6 +66,7 @@ class Stage(_Strict):
     name: str
     summary: str
     subgroups: list[SubGroup] = Field(min_length=1)
+    min_claim_variants: int = Field(1, ge=1, description="data variants every claim on this stage's heads must declare")
 
 
 class Method(_Strict):
@@ -235,6 +236,24 @@ class ClaimSpec(_Strict):
     control: str
     params: dict[str, Any] = {}
     sources: list[str] = Field(min_length=1)
+
+    @field_validator("data")
+    @classmethod
+    def _variants_named(cls, data: dict[str, Any]) -> dict[str, Any]:
+        variants = data.get("variants")
+        if variants is None:
+            return data
+        if not isinstance(variants, list) or not variants:
+            raise ValueError("data.variants: expected a non-empty list of {name: ..., <data overrides>}")
+        names = []
+        for i, v in enumerate(variants):
+            if not isinstance(v, dict) or not isinstance(v.get("name"), str) or not v["name"].strip():
+                raise ValueError(f"data.variants[{i}]: expected a mapping with a non-empty string `name`")
+            names.append(v["name"])
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"data.variants: names must be unique; repeated: {dup}")
+        return data
 
     @model_validator(mode="after")
     def _has_control(self) -> "ClaimSpec":
@@ -457,8 +476,13 @@ class Catalogue:
                     self.problems.append(Problem(f, f"related[{i}].head", f"unknown head id {r.head!r}"))
             if not e.claims and not e.no_claim_reason:
                 self.problems.append(Problem(f, "claims", "an entry needs at least one claim, or no_claim_reason saying why none can run"))
+            need = self.stages[e.stage].min_claim_variants if e.stage in self.stages else 1
             for i, c in enumerate(e.claims):
                 where = f"claims[{i}]"
+                n_var = len(c.data.get("variants") or []) or 1
+                if n_var < need:
+                    self.problems.append(Problem(f, f"{where}.data.variants", f"claims on {e.stage} heads must run over at "
+                                                 f"least {need} data variants (catalogue/stages.yaml); found {n_var}"))
                 if c.id in claim_ids:
                     self.problems.append(Problem(f, f"{where}.id", f"claim id {c.id!r} is already used by head {claim_ids[c.id]!r}"))
                 claim_ids[c.id] = hid

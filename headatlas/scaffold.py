@@ -35,7 +35,15 @@ claims:
     test: claims/claim_{module}.py
     models: [smollm2-135m]
     method: scoring
-    data: {{generator: repeated-random-tokens, n_prompts: 16, block_len: 40, seed: 0}}
+    data:
+      generator: repeated-random-tokens
+      n_prompts: 16
+      block_len: 40
+      seed: 0
+      variants:  # the claim holds only if it holds on each (ICI and LR claims need at least 3)
+        - {{name: 40 tokens seed 0}}
+        - {{name: 25 tokens seed 1, block_len: 25, seed: 1}}   # TODO other templates or seeds
+        - {{name: 60 tokens seed 2, block_len: 60, seed: 2}}
     params: {{}}
     checks:
       - measure: TODO_measured_value
@@ -56,9 +64,10 @@ from headatlas.claims import claim
 
 @claim("{id}-claim")
 def test_{module}(run):
-    # Measure with run.model (a loaded TransformerBridge model) on data built from run.data,
-    # record values with run.measure(...) (including the negative control's), then call
-    # run.conclude(), which applies the checks written in heads/{id}.yaml.
+    # For each data variant (`for _ in run.variants():`), measure with run.model (a loaded
+    # TransformerBridge model) on data built from run.data and record values with
+    # run.measure(...), including the negative control's. Then call run.conclude(), which
+    # applies the checks written in heads/{id}.yaml to every variant.
     raise NotImplementedError("claim {id}-claim is scaffolded but not written yet")
 '''
 

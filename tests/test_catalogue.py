@@ -71,6 +71,10 @@ def test_strict_loading_raises_with_every_problem(project):
     (lambda d: d["layer_band"].update(relative=[0.9, 0.1]), "layer_band.relative", "low <= high"),
     (lambda d: d.update(id="induction-head"), "id", "must match the file name"),
     (lambda d: d["claims"][0].update(test="claims/claim_missing.py"), "claims[0].test", "does not exist"),
+    (lambda d: d["claims"][0]["data"]["variants"][1].pop("name"), "claims[0].data", "non-empty string `name`"),
+    (lambda d: d["claims"][0]["data"]["variants"][1].update(name=d["claims"][0]["data"]["variants"][0]["name"]),
+     "claims[0].data", "names must be unique"),
+    (lambda d: d["claims"][0]["data"].pop("variants"), "claims[0].data.variants", "at least 3 data variants"),
 ])
 def test_each_mistake_names_file_field_and_expectation(project, change, field, expected):
     edit(project / "heads/induction.yaml", change)

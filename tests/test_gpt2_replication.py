@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from helpers import planting_hooks, tiny_gpt2
@@ -28,17 +29,26 @@ def _claim_module():
 
 
 def _run_on_tiny(claim_id: str, plant_at: list[tuple[int, int]]) -> ClaimRun:
+    """Run the claim on a tiny random GPT-2 in which the heads `plant_at` are made to show the
+    claim's attention pattern on each data variant's tokens (planted anew per variant)."""
     cat = load_catalogue(ROOT)
     entry, spec = cat.claims[claim_id]
     model = tiny_gpt2()
-    data = prompts.from_spec(model, spec.data)
     kind = spec.params["score"]
-    for name, fn in planting_hooks(kind, data.tokens, plant_at):
-        model.bridge.add_hook(name, fn, is_permanent=True)
+
+    def from_spec_planted(m, data_spec):
+        data = prompts.from_spec(m, data_spec)
+        model.bridge.reset_hooks(including_permanent=True)
+        for name, fn in planting_hooks(kind, data.tokens, plant_at):
+            model.bridge.add_hook(name, fn, is_permanent=True)
+        return data
+
+    module = _claim_module()
+    module.prompts = SimpleNamespace(from_spec=from_spec_planted)
     try:
         run = ClaimRun(entry, spec, "tiny-gpt2", model)
         try:
-            _claim_module()._replicate(run)
+            module._replicate(run)
         except AssertionError:
             pass
         return run
