@@ -100,10 +100,11 @@ def heatmap_png(scores: list[list[float]], *, title: str, score_name: str, top_h
 
 @cached
 def circuit_png(classes: dict[str, list[str]], edges: list[tuple[str, str]], *, title: str,
-                n_layers: int | None = None) -> bytes:
+                n_layers: int | None = None, palette: tuple[str, ...] = ()) -> bytes:
     """A circuit as boxes of heads, one class per row from the earliest class (top) to the latest,
     each box at the mean layer of its heads, with arrows from earlier to later classes wherever
-    `edges` relates them."""
+    `edges` relates them. A class's colour is its place in `palette` (class names), so the same
+    class has the same colour in every model's picture of one circuit."""
     depth = {c: sum(_split(h)[0] for h in hs) / len(hs) if hs else 0.0 for c, hs in classes.items()}
     order = sorted(classes, key=lambda c: (depth[c], c))
     pos = {c: (depth[c], -i) for i, c in enumerate(order)}
@@ -114,8 +115,9 @@ def circuit_png(classes: dict[str, list[str]], edges: list[tuple[str, str]], *, 
     for i, c in enumerate(order):
         hs = classes[c]
         label = c + "".join(("\n" if j % 4 == 0 else " ") + h for j, h in enumerate(hs))
+        k = palette.index(c) if c in palette else len(palette) + i
         boxes[c] = ax.text(*pos[c], label, ha="center", va="center", fontsize=8, zorder=2,
-                           bbox=dict(boxstyle="round,pad=0.35", fc=colours(i % 10), alpha=0.4, ec="black"))
+                           bbox=dict(boxstyle="round,pad=0.35", fc=colours(k % 10), alpha=0.4, ec="black"))
     for a, b in edges:
         if a in boxes and b in boxes:
             src, dst = sorted((a, b), key=order.index)

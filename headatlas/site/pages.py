@@ -929,7 +929,7 @@ class SiteBuilder:
         title = (f"{c.name}: heads by class as found in {name}" if model
                  else f"{c.name} ({c.model}): heads by class, published")
         return figures.circuit_png(classes, [e for e in self.circuit_edges(cid) if all(x in classes for x in e)],
-                                   title=title, n_layers=info.n_layers if info else None)
+                                   title=title, n_layers=info.n_layers if info else None, palette=tuple(c.classes))
 
     def circuit_files(self, cid: str) -> list[Generated]:
         out = [Generated(f"circuits/{cid}.md", self.circuit_page(cid), "catalogue/circuits.yaml"),
