@@ -490,6 +490,9 @@ class Catalogue:
                     model_ref(f, f"{where}.models[{j}]", name)
                 if c.method not in methods:
                     self.problems.append(Problem(f, f"{where}.method", f"unknown method {c.method!r}; expected one of {sorted(methods)}"))
+                elif c.method not in e.methods:
+                    self.problems.append(Problem(f, f"{where}.method", f"method {c.method!r} is not one of the entry's "
+                                                 f"methods {e.methods}; a claim uses a method the entry names"))
                 for j, key in enumerate(c.sources):
                     cite(f, f"{where}.sources[{j}]", key)
                 if not (self.root / c.test).is_file():

@@ -75,6 +75,7 @@ def test_strict_loading_raises_with_every_problem(project):
     (lambda d: d["claims"][0]["data"]["variants"][1].update(name=d["claims"][0]["data"]["variants"][0]["name"]),
      "claims[0].data", "names must be unique"),
     (lambda d: d["claims"][0]["data"].pop("variants"), "claims[0].data.variants", "at least 3 data variants"),
+    (lambda d: d["claims"][0].update(method="probing"), "claims[0].method", "not one of the entry's methods"),
 ])
 def test_each_mistake_names_file_field_and_expectation(project, change, field, expected):
     edit(project / "heads/induction.yaml", change)
