@@ -170,7 +170,7 @@ def test_transfer_matrix_has_a_row_per_head_with_claims_and_a_column_per_model(b
     for model in ("smollm2-135m", "gemma-3-270m", "gpt2"):  # every model with a results file
         assert f">{model}</a>" in header, model
     assert ">gpt2-medium<" not in header  # in the catalogue, but no results file
-    rows = re.findall(r"<tr>.*?</tr>", html.split("<tbody>")[1], flags=re.S)
+    rows = re.findall(r"<tr>.*?</tr>", html.split("<tbody>")[1].split("</tbody>")[0], flags=re.S)
     assert len(rows) == sum(1 for e in cat.heads.values() if e.claims)
     induction = table_row(html, ">Induction head</a>")
     cells = re.findall(r"<td>.*?</td>", induction, flags=re.S)
@@ -427,3 +427,24 @@ def test_committed_results_put_the_default_models_ioi_circuit_on_the_circuit_pag
     for cls, heads in found.items():
         row = next(line for line in md.splitlines() if line.startswith(f"| {cls} |"))
         assert all(f"`{h}`" in row for h in heads)
+
+
+def test_transfer_page_accounts_for_every_head_type():
+    """Entries with claims are rows of the matrix; the others are listed below it with the
+    first sentence of their reason, so no head type silently disappears from the page."""
+    from headatlas.site.pages import SiteBuilder, first_sentence
+
+    cat = load_catalogue(ROOT)
+    results = {p.stem: json.loads(p.read_text()) for p in (ROOT / "results").glob("*.json")}
+    md = SiteBuilder(cat, results).transfer_page()
+    assert "## Head types without a claim" in SiteBuilder(cat, {}).transfer_page()
+    matrix, _, rest = md.partition("## Head types without a claim")
+    for e in cat.heads.values():
+        link = f"[{e.name}](heads/{e.id}.md)"
+        if e.claims:
+            assert link in matrix and link not in rest
+        else:
+            row = next(line for line in rest.splitlines() if line.startswith(f"| {link} |"))
+            assert first_sentence(e.no_claim_reason).split()[0] in row
+    assert first_sentence("No claim: the set (Smith et al. 2020) is missing. A claim needs it.") == \
+        "No claim: the set (Smith et al. 2020) is missing."

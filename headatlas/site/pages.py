@@ -98,6 +98,13 @@ def facts(rows: list[tuple[str, str]]) -> list[str]:
             *(f"| {label} | {value} |" for label, value in rows), "", "</div>", ""]
 
 
+def first_sentence(text: str) -> str:
+    """The first sentence of a paragraph (up to the first full stop followed by a space)."""
+    text = " ".join(str(text).split())
+    m = re.search(r"(?<!\b[A-Z])(?<!e\.g)(?<!i\.e)(?<!et al)\.(\s|$)", text)
+    return text[: m.start() + 1] if m else text
+
+
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -652,7 +659,7 @@ class SiteBuilder:
         stage_order = list(self.cat.stages)
         heads.sort(key=lambda e: (stage_order.index(e.stage) if e.stage in stage_order else 9, e.name.lower()))
         if not heads or not models:
-            return "\n".join(lines + ["*No results recorded yet: run `headatlas verify`.*", ""])
+            return "\n".join(lines + ["*No results recorded yet: run `headatlas verify`.*", ""] + self.without_claims(src))
         lines += ['<div class="ha-transfer" markdown>', "",
                   "| Head type | Stage | " + " | ".join(
                       self.model_link(m, src) + (" (default)" if m == self.default_model else "") for m in models) + " |",
@@ -680,7 +687,20 @@ class SiteBuilder:
         lines += ["", "</div>", ""]
         if notes:
             lines += ["## Notes", "", '<ol class="ha-notes">', *notes, "</ol>", ""]
-        return "\n".join(lines)
+        return "\n".join(lines + self.without_claims(src))
+
+    def without_claims(self, src: str) -> list[str]:
+        """The entries the matrix has no row for, each with the first sentence of its reason."""
+        without = sorted((e for e in self.cat.heads.values() if not e.claims), key=lambda e: (e.stage, e.name.lower()))
+        if not without:
+            return []
+        lines = ["## Head types without a claim", "",
+                 f"These {len(without)} entries have no claim that runs on any model here. Each page says why "
+                 "(first sentence below) and what a claim would need.", "",
+                 "| Head type | Stage | Why no claim runs |", "|---|---|---|"]
+        lines += [f"| {self.head_link(e.id, src)} | {e.stage} | {cell(first_sentence(e.no_claim_reason))} |"
+                  for e in without]
+        return lines + [""]
 
     def transfer_detail(self, per: list[tuple[str, Verdict]], model: str) -> str:
         """Top heads and key value of the first claim that recorded them, as small text."""
