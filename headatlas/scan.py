@@ -21,7 +21,7 @@ import torch
 
 from headatlas import prompts
 from headatlas.methods import attention, ov, scoring
-from headatlas.prompts import probes
+from headatlas.prompts import patterns, probes
 
 METHODS: dict[str, str] = {
     "previous_token": "attention to the previous token (TransformerLens detector, repeated random tokens)",
@@ -94,32 +94,32 @@ def scan(bridge, tokenizer, *, name: str = "", seed: int = 0, n_vocab_sample: in
         info["repeated_tokens"] = {"generator": "repeated-random-tokens", "n_prompts": 8, "block_len": 20, "seed": seed}
 
     with timed("split_words"):
-        words = probes.split_word_text(tokenizer, n_prompts=4, seed=seed)
+        words = patterns.word_text(tokenizer, kind="mixed", n_prompts=4, n_words=24, seed=seed)
         special = attention.bos_mask(words.tokens, tokenizer)
         scores.update(attention.layer_scores(bridge, words.tokens, {
             "subword_merge": lambda p: attention.subword_merge_score(p, words.word_ids),
             "rare_token": lambda p: attention.rare_token_score(p, words.tokens, None, special)}))
-        info["split_words"] = {"generator": "split-word-text", "n_prompts": 4, "seq_len": words.tokens.shape[1], "seed": seed}
+        info["split_words"] = {"generator": "word-text", "kind": "mixed", "n_prompts": 4, "seq_len": words.tokens.shape[1],
+                               "seed": seed}
 
     with timed("needle"):
-        nd = probes.needle_prompts(tokenizer, d_vocab, n_prompts=4, seed=seed, max_len=bridge.cfg.n_ctx)
+        nd = patterns.needle_prompts(tokenizer, d_vocab, n_prompts=4, haystack_sentences=8, seed=seed)
         scores.update(attention.layer_scores(bridge, nd.tokens, {
             "retrieval": lambda p: attention.retrieval_score(p, nd.tokens, nd.needle_start, nd.answer_start, nd.needle_len)}))
         info["needle"] = {"generator": "needle-in-a-haystack", "n_prompts": 4, "needle_len": nd.needle_len,
                           "seq_len": nd.tokens.shape[1], "seed": seed}
 
     with timed("yes_no"):
-        yn = probes.yes_no_prompts(tokenizer, n_prompts=12, seed=seed)
+        yn = patterns.yes_no_prompts(tokenizer, n_prompts=12, seed=seed)
         scores.update(attention.layer_scores(bridge, yn.tokens, {
-            "negative_attention": lambda p: attention.negative_attention_score(
-                p, yn.option_positions[:, 0], yn.option_positions[:, 1], yn.query_start)}))
+            "negative_attention": lambda p: attention.negative_attention_score(p, yn.yes_pos, yn.no_pos, yn.query_start)}))
         info["yes_no"] = {"generator": "yes-no-prompts", "n_prompts": 12, "seed": seed}
 
     with timed("multiple_choice"):
-        mc = probes.multiple_choice_prompts(tokenizer, n_prompts=12, seed=seed)
-        out = attention.layer_scores(bridge, mc.tokens, {"both": lambda p: torch.stack(attention.option_attention(p, mc.option_positions))})
+        mc = patterns.mcqa_prompts(tokenizer, n_prompts=12, n_shots=2, seed=seed)
+        out = attention.layer_scores(bridge, mc.tokens, {"both": lambda p: torch.stack(attention.option_attention(p, mc.letter_pos))})
         scores["constant_attention"], scores["option_attention"] = out["both"][:, 0], out["both"][:, 1]
-        info["multiple_choice"] = {"generator": "multiple-choice-prompts", "n_prompts": 12, "n_options": 4, "seed": seed}
+        info["multiple_choice"] = {"generator": "mcqa", "n_prompts": 12, "n_options": 4, "n_shots": 2, "seed": seed}
 
     with timed("successor"):
         sets = probes.ordinal_sets(tokenizer)

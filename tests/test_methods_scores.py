@@ -12,7 +12,7 @@ from test_methods_fixtures import hand_set_gpt2, one_thread, set_ids  # noqa: F4
 
 from headatlas import prompts
 from headatlas.methods import attention, ov, scoring, weights
-from headatlas.prompts import probes
+from headatlas.prompts import patterns, probes
 from headatlas.prompts.probes import OrdinalSet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -64,7 +64,7 @@ def test_retrieval_matches_a_copy_outside_the_needle_as_a_miss():
 def test_retrieval_heads_on_smollm2_are_its_induction_heads():
     """Retrieval heads copy from context; in a small model the best ones are induction heads."""
     model = smollm2()
-    nd = probes.needle_prompts(model.tokenizer, model.bridge.cfg.d_vocab, n_prompts=2, haystack_sentences=4, seed=1)
+    nd = patterns.needle_prompts(model.tokenizer, model.bridge.cfg.d_vocab, n_prompts=2, haystack_sentences=4, seed=1)
     got = attention.layer_scores(model.bridge, nd.tokens, {
         "r": lambda p: attention.retrieval_score(p, nd.tokens, nd.needle_start, nd.answer_start, nd.needle_len)})["r"]
     assert got.shape == (30, 9)
