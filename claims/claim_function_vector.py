@@ -20,6 +20,7 @@ import torch
 
 from headatlas.claims import claim
 from headatlas.methods.ablation import final_residual
+from headatlas.methods.patching import z_gradients
 
 from headatlas.methods.scoring import fmt_head, relative_depth
 from headatlas.prompts.tasks import task_prompts, task_split, zero_shot_prompts
@@ -59,32 +60,16 @@ def indirect_effect_estimate(bridge, tokens, answer, means):
     """First-order estimate, for every head, of the change in mean P(answer) when the head's
     last-position hook_z is replaced by `means` [layer, head, d_head]: (mean - z) . dP/dz.
     Returns ([layer, head] estimate, [batch] P(answer) of the unpatched run)."""
-    n_layers = bridge.cfg.n_layers
-    zs: list = [None] * n_layers
-    store = {}
+    probs = {}
 
-    def leaf(x, hook):
-        return x.detach().requires_grad_(True)
+    def mean_prob(logits):
+        probs["p"] = _prob(logits, answer)
+        return probs["p"].mean()
 
-    def keep(z, hook):
-        zs[int(hook.name.split(".")[1])] = z
-        return z
-
-    def grab(x, hook):
-        store["x"] = x
-        raise _Stop
-
-    hooks = [("hook_embed", leaf)] + [(f"blocks.{layer}.attn.hook_z", keep) for layer in range(n_layers)]
-    with torch.enable_grad():
-        try:
-            bridge.run_with_hooks(tokens, fwd_hooks=hooks + [("unembed.hook_in", grab)], return_type=None)
-        except _Stop:
-            pass
-        prob = _prob(bridge.unembed(store["x"][:, -1:])[:, 0].float(), answer)
-        grads = torch.autograd.grad(prob.mean(), zs)
-    est = torch.stack([((means[layer][None] - zs[layer][:, -1].detach()) * grads[layer][:, -1]).sum((0, 2))
-                       for layer in range(n_layers)])
-    return est, prob.detach()
+    zs, grads, _ = z_gradients(bridge, tokens, mean_prob)
+    est = torch.stack([((means[layer][None] - zs[layer][:, -1]) * grads[layer][:, -1]).sum((0, 2))
+                       for layer in range(bridge.cfg.n_layers)])
+    return est, probs["p"].detach()
 
 
 @claim("function-vector-heads")

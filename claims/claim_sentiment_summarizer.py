@@ -20,13 +20,10 @@ import torch
 
 from headatlas.claims import claim
 from headatlas.methods.ablation import final_residual
+from headatlas.methods.patching import z_gradients
 from headatlas.methods.replacement import cache_z, z_replacement_hooks
 from headatlas.methods.scoring import attention_patterns, fmt_head
 from headatlas.prompts.tasks import sentiment_prompts
-
-
-class _Stop(Exception):
-    pass
 
 
 def _separation(bridge, data, hooks=()):
@@ -41,31 +38,13 @@ def summary_attribution(bridge, data):
     summary position is replaced by its output on the opposite-sentiment review."""
     n_layers = bridge.cfg.n_layers
     z_flip = cache_z(bridge, data.flipped)[:, :, data.summary_pos]        # [layer, batch, head, d]
-    zs: list = [None] * n_layers
-    store = {}
 
-    def leaf(x, hook):
-        return x.detach().requires_grad_(True)
+    def separation(logits):
+        return ((logits[:, data.positive_answer] - logits[:, data.negative_answer]) * data.sign).mean()
 
-    def keep(z, hook):
-        zs[int(hook.name.split(".")[1])] = z
-        return z
-
-    def grab(x, hook):
-        store["x"] = x
-        raise _Stop
-
-    hooks = [("hook_embed", leaf)] + [(f"blocks.{layer}.attn.hook_z", keep) for layer in range(n_layers)]
-    with torch.enable_grad():
-        try:
-            bridge.run_with_hooks(data.tokens, fwd_hooks=hooks + [("unembed.hook_in", grab)], return_type=None)
-        except _Stop:
-            pass
-        logits = bridge.unembed(store["x"][:, -1:])[:, 0].float()
-        sep = ((logits[:, data.positive_answer] - logits[:, data.negative_answer]) * data.sign).mean()
-        grads = torch.autograd.grad(sep, zs)
+    zs, grads, _ = z_gradients(bridge, data.tokens, separation)
     p = data.summary_pos
-    return -torch.stack([((z_flip[layer] - zs[layer][:, p].detach()) * grads[layer][:, p]).sum((0, 2))
+    return -torch.stack([((z_flip[layer] - zs[layer][:, p]) * grads[layer][:, p]).sum((0, 2))
                          for layer in range(n_layers)])
 
 

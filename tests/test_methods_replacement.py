@@ -209,6 +209,20 @@ def test_attribution_patching_tracks_exact_patching_on_tiny_gpt2():
     assert not any(p.grad is not None for p in model.bridge.parameters()), "parameters must not collect grads"
 
 
+def test_z_gradients_give_the_same_estimate_as_attribution_patching():
+    """The claims' last-position gradient helper agrees with the library's attribution patching
+    on the same metric, source and run, and leaves no gradients on the parameters."""
+    model = tiny_gpt2()
+    d, metric = ioi(model)
+    att = patching.attribution_patching(model.bridge, d.clean, d.corrupted, metric)
+    zs, grads, value = patching.z_gradients(model.bridge, d.clean, lambda last: metric(last[:, None]).mean())
+    z_src = replacement.cache_z(model.bridge, d.corrupted)
+    est = torch.stack([((z_src[layer] - zs[layer]) * grads[layer]).sum((0, 1, 3)) for layer in range(len(zs))])
+    torch.testing.assert_close(est, att.estimate, atol=1e-5, rtol=1e-4)
+    assert value == pytest.approx(att.clean, abs=1e-4)
+    assert not any(p.grad is not None for p in model.bridge.parameters())
+
+
 def test_attribution_then_exact_confirms_the_top_candidates_on_smollm2():
     model = smollm2()
     d, metric = ioi(model, n=2)

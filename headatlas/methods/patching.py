@@ -112,6 +112,42 @@ def attribution_patching(bridge, clean: torch.Tensor, corrupted: torch.Tensor, m
     return AttributionResult(est, float(value.detach()), time.perf_counter() - t0)
 
 
+class _StopAtUnembed(Exception):
+    pass
+
+
+def z_gradients(bridge, tokens: torch.Tensor, last_metric) -> tuple[list[torch.Tensor], list[torch.Tensor], float]:
+    """Every layer's hook_z [batch, pos, head, d_head] on `tokens`, and the gradient of
+    last_metric(logits at the final position [batch, vocab]) -> scalar with respect to each.
+    The forward pass stops before the unembedding and unembeds the final position only, which
+    matters for a 262k-token vocabulary. The gradients feed first-order patching estimates:
+    (z_source - z) . grad, for any source and any positions."""
+    n_layers = bridge.cfg.n_layers
+    zs: list = [None] * n_layers
+    store = {}
+
+    def leaf(x, hook):
+        return x.detach().requires_grad_(True)  # gradients reach hook_z whether or not parameters require grad
+
+    def keep(z, hook):
+        zs[int(hook.name.split(".")[1])] = z
+        return z
+
+    def grab(x, hook):
+        store["x"] = x
+        raise _StopAtUnembed
+
+    hooks = [("hook_embed", leaf)] + [(f"blocks.{layer}.attn.hook_z", keep) for layer in range(n_layers)]
+    with torch.enable_grad():
+        try:
+            bridge.run_with_hooks(tokens, fwd_hooks=hooks + [("unembed.hook_in", grab)], return_type=None)
+        except _StopAtUnembed:
+            pass
+        value = last_metric(bridge.unembed(store["x"][:, -1:])[:, 0].float())
+        grads = torch.autograd.grad(value, zs)
+    return [z.detach() for z in zs], list(grads), float(value.detach())
+
+
 @dataclass
 class AttributionCheck:
     estimate: torch.Tensor                        # [layer, head] attribution estimate
