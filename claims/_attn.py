@@ -40,11 +40,8 @@ def all_heads(model) -> list[Head]:
 
 def random_heads(model, k: int, seed: int, exclude: Iterable[Head] = (),
                  where: Callable[[int, int], bool] | None = None) -> list[Head]:
-    """k heads drawn at random (seeded) among the heads not excluded that satisfy `where`."""
-    skip = set(map(tuple, exclude))
-    pool = [h for h in all_heads(model) if h not in skip and (where is None or where(*h))]
-    gen = torch.Generator().manual_seed(seed)
-    return [pool[i] for i in torch.randperm(len(pool), generator=gen)[:k].tolist()]
+    """scoring.random_heads for a loaded model."""
+    return scoring.random_heads(model.n_layers, model.n_heads, k, seed, exclude, where)
 
 
 def median_depth(heads: Sequence[Head], n_layers: int) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import statistics
 
-import torch
 
 from headatlas import prompts
 from headatlas.claims import ClaimRun
@@ -38,10 +37,7 @@ def _measure_variant(run: ClaimRun, kind: str, control: str) -> None:
 
     if control == "random-heads":
         # Random heads among the rest: the threshold must separate the top heads from them.
-        gen = torch.Generator().manual_seed(int(run.params["control_seed"]))
-        rest = [(layer, head) for layer in range(model.n_layers) for head in range(model.n_heads)
-                if (layer, head) not in top]
-        heads = [rest[i] for i in torch.randperm(len(rest), generator=gen)[:k].tolist()]
+        heads = scoring.random_heads(model.n_layers, model.n_heads, k, int(run.params["control_seed"]), exclude=top)
         run.measure(control_best_score=max(float(scores[h]) for h in heads))
         if run.is_primary:
             run.artifact(control_heads=[scoring.fmt_head(*h) for h in heads])

@@ -22,7 +22,7 @@ from headatlas.claims import claim
 from headatlas.methods.ablation import final_residual
 from headatlas.methods.patching import z_gradients
 
-from headatlas.methods.scoring import fmt_head, relative_depth
+from headatlas.methods.scoring import fmt_head, random_heads, relative_depth
 from headatlas.prompts.tasks import task_prompts, task_split, zero_shot_prompts
 
 
@@ -117,9 +117,7 @@ def _measure(run):
     k = int(p["k"])
     order = torch.argsort(est.flatten(), descending=True)
     top = [(int(i) // n_heads, int(i) % n_heads) for i in order[:k]]
-    gen = torch.Generator().manual_seed(int(p["control_seed"]))
-    rest = [(layer, head) for layer in range(n_layers) for head in range(n_heads) if (layer, head) not in top]
-    control = [rest[i] for i in torch.randperm(len(rest), generator=gen)[:k].tolist()]
+    control = random_heads(n_layers, n_heads, k, int(p["control_seed"]), exclude=top)
 
     # 3. Exact patching of the k heads' means into held-out shuffled-label prompts.
     shuffled = float(_prob(_last_logits(bridge, evaluate.tokens), evaluate.answer).mean())

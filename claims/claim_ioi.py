@@ -29,7 +29,7 @@ import torch
 
 from headatlas.prompts import ioi as ioi_prompts
 from headatlas.claims import claim
-from headatlas.methods import ov, weights
+from headatlas.methods import ov, scoring, weights
 from headatlas.methods.scoring import fmt_head, parse_head, relative_depth
 
 Head = tuple[int, int]
@@ -289,12 +289,6 @@ def top_by(score: torch.Tensor, k: int, allowed=None) -> list[Head]:
     return out
 
 
-def random_heads(pool: Sequence[Head], k: int, seed: int) -> list[Head]:
-    gen = torch.Generator().manual_seed(seed)
-    pool = sorted(pool)
-    return [pool[i] for i in torch.randperm(len(pool), generator=gen)[:k].tolist()]
-
-
 def ov_self_zscores(bridge, token_ids: torch.Tensor, heads: Sequence[Head] | None = None) -> torch.Tensor:
     """For every head, the mean over tokens of the z-score of a token's own logit within the row
     of logits the head's OV circuit writes when it attends fully to that token (McDougall et
@@ -470,8 +464,7 @@ def _name_mover_scoring(run) -> None:
     _ioi_context(run, b)
     k = int(p["name_movers"])
     nms = name_movers(b, k)
-    rest = [(layer, head) for layer in range(model.n_layers) for head in range(model.n_heads) if (layer, head) not in nms]
-    ctrl = random_heads(rest, k, int(p["control_seed"]))
+    ctrl = scoring.random_heads(model.n_layers, model.n_heads, k, int(p["control_seed"]), exclude=nms)
     att = b.attn
     io_minus_s = att[..., 0] - att[..., 1] - att[..., 2]
     run.measure(nm_attention_io=_mean_at(att[..., 0], nms), control_attention_io=_mean_at(att[..., 0], ctrl),
@@ -534,8 +527,7 @@ def _name_mover_path_patching(run) -> None:
     _ioi_context(run, b)
     k = int(p["name_movers"])
     nms = name_movers(b, k)
-    rest = [(layer, head) for layer in range(model.n_layers) for head in range(model.n_heads) if (layer, head) not in nms]
-    ctrl = random_heads(rest, k, int(p["control_seed"]))
+    ctrl = scoring.random_heads(model.n_layers, model.n_heads, k, int(p["control_seed"]), exclude=nms)
     share = direct_effect(model.bridge, b.clean, b.data, nms, b.corrupted_z) / b.ld
     run.measure(nm_direct_effect_share=share,
                 control_direct_effect_share=direct_effect(model.bridge, b.clean, b.data, ctrl, b.corrupted_z) / b.ld)
@@ -564,7 +556,8 @@ def same_depth_control(model, b: Base, nms: Sequence[Head], p: dict, k: int) -> 
     name movers (ablating those changes the name movers' input, a different experiment)."""
     first = min(layer for layer, _ in nms)
     exclude = list(nms) + negative_name_movers(b, int(p["negative_name_movers"]))
-    return random_heads(quiet_heads(b, float(p["quiet_below"]), exclude, min_layer=first), k, int(p["control_seed"]))
+    quiet = set(quiet_heads(b, float(p["quiet_below"]), exclude, min_layer=first))
+    return scoring.random_heads(model.n_layers, model.n_heads, k, int(p["control_seed"]), where=lambda *h: h in quiet)
 
 
 def backup_copy_rise(model, data: dict, b: Base, nms: Sequence[Head]) -> torch.Tensor:
@@ -627,8 +620,7 @@ def _negative_name_mover(run) -> None:
     b = base(model, run.data)
     _ioi_context(run, b)
     nnm = negative_name_movers(b, int(p["negative_name_movers"]))
-    rest = [(layer, head) for layer in range(model.n_layers) for head in range(model.n_heads) if (layer, head) not in nnm]
-    ctrl = random_heads(rest, int(p["control_heads"]), int(p["control_seed"]))
+    ctrl = scoring.random_heads(model.n_layers, model.n_heads, int(p["control_heads"]), int(p["control_seed"]), exclude=nnm)
     run.measure(nnm_attention_io=_mean_at(b.attn[..., 0], nnm), control_attention_io=_mean_at(b.attn[..., 0], ctrl),
                 nnm_io_copy_share=_mean_at(b.io_copy, nnm) / b.ld, control_io_copy_share=_mean_at(b.io_copy, ctrl) / b.ld,
                 nnm_dla_share=_mean_at(b.dla, nnm) / b.ld, nnm_depth=depth(nnm, model.n_layers))
@@ -662,8 +654,7 @@ def _copy_suppression_ov(run) -> None:
     _ioi_context(run, b)
     (nnm,) = negative_name_movers(b, 1)
     z = ov_scores(model, p)
-    rest = [(layer, head) for layer in range(model.n_layers) for head in range(model.n_heads) if (layer, head) != nnm]
-    ctrl = random_heads(rest, int(p["control_heads"]), int(p["control_seed"]))
+    ctrl = scoring.random_heads(model.n_layers, model.n_heads, int(p["control_heads"]), int(p["control_seed"]), exclude=[nnm])
     nms = name_movers(b, int(p["name_movers"]))
     run.measure(nnm_ov_self_z=float(z[nnm]), control_ov_self_z=_mean_at(z, ctrl),
                 nnm_ov_rank=int((z < z[nnm]).sum()) + 1, name_mover_ov_self_z=_mean_at(z, nms))
@@ -741,8 +732,8 @@ def _s_inhibition(run) -> None:
     k = int(p["s_inhibition"])
     sinh = s_inhibition_candidates(b, nms, k)
     first = min(layer for layer, _ in nms)
-    pool = [(layer, head) for layer in range(first) for head in range(model.n_heads) if (layer, head) not in sinh]
-    ctrl = random_heads(pool, k, int(p["control_seed"]))
+    ctrl = scoring.random_heads(model.n_layers, model.n_heads, k, int(p["control_seed"]), exclude=sinh,
+                                where=lambda layer, _: layer < first)
     patched, cpatched = query_patched(model, run.data, sinh, nms), query_patched(model, run.data, ctrl, nms)
     copy0 = _sum_at(b.io_copy, nms)
 
@@ -801,8 +792,7 @@ def published_heads_check(model, data: dict, p: dict) -> tuple[dict[str, float],
     for layer, head in heads:
         if layer >= n_layers or head >= n_heads:
             raise ValueError(f"published head {layer}.{head} does not exist in a {n_layers}x{n_heads} model")
-    rest = [(layer, head) for layer in range(n_layers) for head in range(n_heads) if (layer, head) not in heads]
-    ctrl = random_heads(rest, len(heads), int(p["control_seed"]))
+    ctrl = scoring.random_heads(n_layers, n_heads, len(heads), int(p["control_seed"]), exclude=heads)
 
     def rank(h):
         return int((score > score[h]).sum()) + 1

@@ -12,7 +12,7 @@ from claim_subject import known_facts, last_logits, source_split
 
 from headatlas.claims import claim
 from headatlas.methods.replacement import z_replacement_hooks
-from headatlas.methods.scoring import fmt_head, relative_depth
+from headatlas.methods.scoring import fmt_head, random_heads, relative_depth
 from headatlas.prompts.tasks import fact_prompts
 
 
@@ -39,9 +39,7 @@ def _measure(run):
     att = att.mean(0)                                                       # [layer, head]
     k = int(p["k"])
     top = band_heads(att, n_layers, run.entry.layer_band.relative, k)
-    gen = torch.Generator().manual_seed(int(p["control_seed"]))
-    rest = [(layer, head) for layer in range(n_layers) for head in range(n_heads) if (layer, head) not in top]
-    control = [rest[i] for i in torch.randperm(len(rest), generator=gen)[:k].tolist()]
+    control = random_heads(n_layers, n_heads, k, int(p["control_seed"]), exclude=top)
     idx = torch.arange(len(data.answer))
 
     def prob(heads=()):

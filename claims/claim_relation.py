@@ -11,13 +11,12 @@ the control. Their direct contribution read from the relation words (attribution
 unembedding) is recorded too.
 """
 
-import torch
 from claim_mover import band_heads
 from claim_subject import known_facts, last_logits, source_split
 
 from headatlas.claims import claim
 from headatlas.methods.replacement import z_replacement_hooks
-from headatlas.methods.scoring import fmt_head
+from headatlas.methods.scoring import fmt_head, random_heads
 
 
 @claim("relation-heads-ablation")
@@ -41,9 +40,7 @@ def _measure(run):
     att = att.mean(0)
     k = int(p["k"])
     top = band_heads(att, n_layers, run.entry.layer_band.relative, k)
-    gen = torch.Generator().manual_seed(int(p["control_seed"]))
-    rest = [(layer, head) for layer in range(n_layers) for head in range(n_heads) if (layer, head) not in top]
-    control = [rest[i] for i in torch.randperm(len(rest), generator=gen)[:k].tolist()]
+    control = random_heads(n_layers, n_heads, k, int(p["control_seed"]), exclude=top)
 
     def preference(heads=()):
         hooks = z_replacement_hooks(heads, None, positions=[-1]) if heads else ()

@@ -21,7 +21,7 @@ import torch
 
 from headatlas.claims import claim
 from headatlas.methods.ablation import final_residual
-from headatlas.methods.scoring import fmt_head, relative_depth
+from headatlas.methods.scoring import fmt_head, random_heads, relative_depth
 from headatlas.methods.weights import final_ln_linear, kv_group
 from headatlas.prompts.tasks import fact_prompts, subset
 
@@ -103,9 +103,7 @@ def _measure(run):
     k = int(p["k"])
     sel_score = dla[sel].mean(0)
     top = [(int(i) // n_heads, int(i) % n_heads) for i in torch.argsort(sel_score.flatten(), descending=True)[:k]]
-    gen = torch.Generator().manual_seed(int(p["control_seed"]))
-    rest = [(layer, head) for layer in range(n_layers) for head in range(n_heads) if (layer, head) not in top]
-    control = [rest[i] for i in torch.randperm(len(rest), generator=gen)[:k].tolist()]
+    control = random_heads(n_layers, n_heads, k, int(p["control_seed"]), exclude=top)
 
     # Control: the held-out subjects' answers permuted (no subject keeps its own).
     perm = list(range(len(test)))

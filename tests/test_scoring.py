@@ -59,3 +59,15 @@ def test_detection_patterns_on_a_hand_made_sequence():
     assert dup[3].tolist() == [1, 0, 0, 0, 0] and dup[4].tolist() == [0, 1, 0, 0, 0]
     assert ind[3].tolist() == [0, 1, 0, 0, 0] and ind[4].tolist() == [0, 0, 1, 0, 0]
     assert prev[4].tolist() == [0, 0, 0, 1, 0] and prev[0].sum() == 0
+
+
+def test_random_heads_is_seeded_and_respects_exclude_and_where():
+    """The shared random-heads control: the same seed draws the same heads, excluded heads and
+    heads failing `where` are never drawn, and different seeds draw different sets."""
+    top = [(0, 0), (1, 2)]
+    a = scoring.random_heads(4, 3, 5, seed=1, exclude=top)
+    assert a == scoring.random_heads(4, 3, 5, seed=1, exclude=top)
+    assert len(set(a)) == 5 and not set(a) & set(top)
+    assert a != scoring.random_heads(4, 3, 5, seed=2, exclude=top)
+    early = scoring.random_heads(4, 3, 10, seed=1, where=lambda layer, _: layer < 2)
+    assert sorted(early) == [(layer, head) for layer in range(2) for head in range(3)]  # k larger than the pool

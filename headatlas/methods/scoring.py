@@ -110,6 +110,18 @@ def top_heads(scores: torch.Tensor, k: int) -> list[tuple[int, int]]:
     return [(int(i) // n_heads, int(i) % n_heads) for i in idx]
 
 
+def random_heads(n_layers: int, n_heads: int, k: int, seed: int, exclude: Iterable[tuple[int, int]] = (),
+                 where: Callable[[int, int], bool] | None = None) -> list[tuple[int, int]]:
+    """k heads drawn at random (torch generator seeded with `seed`) from the heads not in
+    `exclude` that satisfy `where`, taken in (layer, head) order: the random-heads negative
+    control the claims share, so the same seed draws the same heads in every claim."""
+    skip = {tuple(h) for h in exclude}
+    pool = [(layer, head) for layer in range(n_layers) for head in range(n_heads)
+            if (layer, head) not in skip and (where is None or where(layer, head))]
+    gen = torch.Generator().manual_seed(seed)
+    return [pool[i] for i in torch.randperm(len(pool), generator=gen)[:k].tolist()]
+
+
 def head_rank(scores: torch.Tensor, layer: int, head: int) -> int:
     """1-based rank of one head among all heads (1 = highest score)."""
     return int((scores > scores[layer, head]).sum()) + 1
