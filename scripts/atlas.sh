@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: set up, verify every claim on the embedded default model, build the site and
+# The main job: set up, verify every claim on the embedded models (refreshing results/), build the site and
 # serve it on http://127.0.0.1:8000 (Ctrl-C stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."

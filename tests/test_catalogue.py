@@ -174,3 +174,18 @@ def test_scaffolded_claim_test_fails(project, pytester):
                                            "claims/claim_successor_like.py")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*NotImplementedError: claim successor-like-claim is scaffolded but not written yet*"])
+
+
+def test_cli_verify_labels_like_the_site_and_exits_like_ci(tmp_path):
+    """`headatlas verify` on a claim that holds on SmolLM2 and is committed as not reproduced on
+    Gemma: exit 0 (CI's rule), "reproduced" and "not found" in the table, never a red "fail"."""
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "results", results)
+    out = subprocess.run([sys.executable, "-m", "headatlas.cli", "verify", "--claim", "successor-ov-score"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "HEADATLAS_RESULTS": str(results), "COLUMNS": "200"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = {m: next(line for line in out.stdout.splitlines() if f"│ {m}" in line) for m in ("smollm2-135m", "gemma-3-270m")}
+    assert "reproduced" in rows["smollm2-135m"]
+    assert "not found" in rows["gemma-3-270m"] and " fail " not in rows["gemma-3-270m"]
+    assert "Traceback" not in out.stderr
