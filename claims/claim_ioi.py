@@ -46,26 +46,12 @@ def _stop(x, hook):
     raise _Stop
 
 
-def norm_gain(module, d_model: int) -> torch.Tensor:
-    """A norm's effective per-dimension gain, read off the module itself so that (1 + w) gains
-    (Gemma), plain w gains (Llama) and LayerNorm (GPT-2) need no special case: for an input x
-    of mean 0 and RMS 1, LayerNorm and RMSNorm both give x * gain + bias, so
-    (norm(x) - norm(-x)) / 2x is the gain."""
-    x = torch.ones(d_model)
-    x[1::2] = -1.0
-    x = x - x.mean()
-    x = x / x.pow(2).mean().sqrt()
-    with torch.inference_mode():
-        plus, minus = module(x.reshape(1, 1, -1)), module(-x.reshape(1, 1, -1))
-        return ((plus - minus).reshape(-1).float() / (2 * x)).clone()
-
-
 def logit_direction(bridge, io: torch.Tensor, s: torch.Tensor, final_scale: torch.Tensor) -> torch.Tensor:
     """[b, d_model] d such that a residual-stream component c at END adds c . d to
     logit(IO) - logit(S) with the final norm's scale frozen: W_U[IO] - W_U[S] through the norm's
     gain and scale, centred for LayerNorm (its centring is linear: c - mean(c))."""
     w_u = bridge.W_U.detach().float()
-    d = (w_u[:, io] - w_u[:, s]).T * norm_gain(bridge.ln_final, w_u.shape[0]) / final_scale.reshape(-1, 1)
+    d = (w_u[:, io] - w_u[:, s]).T * weights.final_gain(bridge) / final_scale.reshape(-1, 1)
     if weights.is_layernorm(bridge):
         d = d - d.mean(-1, keepdim=True)
     return d
@@ -169,7 +155,7 @@ def ioi_pass(bridge, d: ioi_prompts.IOIData, tokens: torch.Tensor | None = None,
             out = torch.einsum("bhd,hdm->bhm", st["z"][layer], w_o[layer])
             vout = torch.einsum("bphd,hdm->bphm", st["v"][layer], w_o[layer])  # [b, 3, head, d_model]
             if post:
-                g = norm_gain(bridge.blocks[layer].ln1_post, d_model) / st["post"][layer].reshape(b, 1)
+                g = weights.norm_gain(bridge.blocks[layer].ln1_post, d_model) / st["post"][layer].reshape(b, 1)
                 out = out * g[:, None]
                 vout = vout * g[:, None, None]
             dla.append((out * direction[:, None]).sum(-1))
@@ -227,7 +213,7 @@ def direct_effect(bridge, clean: Pass, d: ioi_prompts.IOIData, heads: Sequence[H
         for layer, head in heads:
             delta = (clean.z_end[layer][:, head] - source[layer][:, d.end, head].float()) @ w_o[layer, head]
             if clean.scales["post"] is not None:
-                delta = delta * norm_gain(bridge.blocks[layer].ln1_post, d_model) / clean.scales["post"][layer].reshape(b, 1)
+                delta = delta * weights.norm_gain(bridge.blocks[layer].ln1_post, d_model) / clean.scales["post"][layer].reshape(b, 1)
             total += (delta * direction).sum(-1)
     return float(total.mean())
 
@@ -304,7 +290,7 @@ def ov_self_zscores(bridge, token_ids: torch.Tensor, heads: Sequence[Head] | Non
     resid = weights.effective_embedding(bridge, ids)
     w = weights.head_weights(bridge)
     d_model = resid.shape[-1]
-    w_u = bridge.W_U.detach()[:, ids].float() * norm_gain(bridge.ln_final, d_model)[:, None]
+    w_u = bridge.W_U.detach()[:, ids].float() * weights.final_gain(bridge)[:, None]
     if weights.is_layernorm(bridge):
         w_u = w_u - w_u.mean(0, keepdim=True)
     post = has_post_attn_norm(bridge)
@@ -317,7 +303,7 @@ def ov_self_zscores(bridge, token_ids: torch.Tensor, heads: Sequence[Head] | Non
             v = torch.einsum("nm,hmd->hnd", x, w["W_V"][layer, hs].float()) + w["b_V"][layer, hs][:, None].float()
             o = torch.einsum("hnd,hdm->hnm", v, w["W_O"][layer, hs].float())
             if post:
-                o = o * norm_gain(bridge.blocks[layer].ln1_post, d_model)
+                o = o * weights.norm_gain(bridge.blocks[layer].ln1_post, d_model)
             logits = o @ w_u                                                  # [h, n, n]
             diag = logits.diagonal(dim1=-2, dim2=-1)
             z = (diag - logits.mean(-1)) / logits.std(-1).clamp(min=1e-12)

@@ -7,4 +7,4 @@ from headatlas.claims import claim
 
 @claim("previous-token-scoring")
 def test_previous_token_heads(run):
-    measure_scoring_claim(run, "previous_token", control="random-heads")
+    measure_scoring_claim(run, "previous_token", control=None)

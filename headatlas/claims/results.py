@@ -6,10 +6,13 @@ and running one claim does not erase the others.
 
 A record:
     claim_id, head_id, model, weights_sha256, data, params,
-    measured:  {name: number}           the values the checks read
-    checks:    [{check, measure, value, holds, control, control_value, control_holds}]
+    selection: {data | from, heads, groups, values}  how and on what the heads were chosen
+    measured:  {name: number}           the primary held-out variant's values
+    variants:  {variant: {name: number}}, intervals: {variant: {name: [low, high]}}
+    nulls:     {variant: {name: {n, mean, sd, p1, p5, p50, p95, p99, min, max}}}
+    checks:    [{variant, check, measure, value, interval, threshold, outcome, why, null, control...}]
     artifacts: {scores: [[layer x head]], score_name, top_heads: ["L.H"], ...}
-    status:    "pass" | "fail" | "not run";  reason: why (failed check / missing weights)
+    verdict:   one of runtime.VERDICTS;  reason: what decided it
     versions:  {python, torch, transformers, transformer_lens, headatlas}
     time (UTC ISO 8601), duration_s
 """
@@ -23,7 +26,15 @@ from typing import Any
 
 from headatlas.yamlio import write_json_atomic
 
-STATUSES = ("pass", "fail", "not run")
+#: Every verdict a record can carry, and what it means (the site's glossary reads these too).
+VERDICTS = {
+    "holds": "every check passed on every held-out variant, beyond its null and with its control failing",
+    "absent": "a check's whole interval lies on the wrong side of its threshold",
+    "inconclusive": "an interval straddles a threshold, or the null or the control also passes",
+    "not applicable": "the model does not do the task the claim needs (the reason gives the figure)",
+    "error": "the test crashed or broke the protocol; never read as a head being absent",
+    "not run": "the weights cannot be had on this machine",
+}
 
 
 def results_dir(root: Path) -> Path:
@@ -68,8 +79,9 @@ class ResultStore:
     def write(self, records: list[dict[str, Any]]) -> None:
         by_model: dict[str, list[dict[str, Any]]] = {}
         for r in records:
-            if r["status"] not in STATUSES:
-                raise ValueError(f"bad status {r['status']!r} in record of {r['claim_id']}")
+            if r.get("verdict") not in VERDICTS:
+                raise ValueError(f"bad verdict {r.get('verdict')!r} in record of {r['claim_id']}; "
+                                 f"expected one of {', '.join(VERDICTS)}")
             by_model.setdefault(r["model"], []).append(r)
         for model, recs in by_model.items():
             doc = self.load(model)

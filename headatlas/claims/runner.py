@@ -36,7 +36,7 @@ class _Progress:
 
 
 def run_claims(cat, *, model: str | None = None, claim: str | None = None,
-               quiet: bool = False) -> tuple[list[dict[str, Any]], int]:
+               quiet: bool = False, accept: bool = False) -> tuple[list[dict[str, Any]], int]:
     """Run claims (all, one id, or all portable ones on one model); return records and pytest's exit code."""
     args = [str(cat.root / "claims"), "-p", "no:cacheprovider", "-q", "--no-header",
             "--rootdir", str(cat.root)]
@@ -44,6 +44,8 @@ def run_claims(cat, *, model: str | None = None, claim: str | None = None,
         args += ["--model", model]
     if claim:
         args += ["--claim", claim]
+    if accept:
+        args += ["--accept"]
     collector = _Collector()
     # pytest's own report goes to a buffer: the progress bar and the summary table replace it.
     # It is shown only when pytest itself failed (usage error, crash, nothing collected).

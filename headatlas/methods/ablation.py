@@ -42,6 +42,31 @@ def mean_ablation_hooks(heads: Sequence[tuple[int, int]], means: dict[int, torch
     return hooks
 
 
+def mean_ablation_set_hooks(head_sets: torch.Tensor, means: dict[int, torch.Tensor], n_prompts: int) -> list[Hook]:
+    """Hooks for a batch that repeats `n_prompts` prompts once per head set ([n_sets, k, 2]):
+    rows s*n_prompts ... (s+1)*n_prompts-1 have head set s mean-ablated. Many ablations, one
+    forward pass: how a null over matched head sets stays cheap."""
+    n_sets = head_sets.shape[0]
+    rows_by_layer: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for s in range(n_sets):
+        for layer, head in head_sets[s].tolist():
+            rows_by_layer[layer].append((s, head))
+    hooks = []
+    for layer, pairs in rows_by_layer.items():
+        mask = torch.zeros(n_sets, means[layer].shape[1], dtype=torch.bool)
+        for s, head in pairs:
+            mask[s, head] = True
+        row_mask = mask.repeat_interleave(n_prompts, dim=0)           # [rows, head]
+        mean = means[layer]
+
+        def replace(z, hook, row_mask=row_mask, mean=mean):
+            m = row_mask[:, None, :, None].to(z.device)
+            return torch.where(m, mean[None, : z.shape[1]].to(z.dtype), z)
+
+        hooks.append((f"blocks.{layer}.attn.hook_z", replace))
+    return hooks
+
+
 class _ResidualDone(Exception):
     """Raised from the unembedding's input hook to end a forward pass early."""
 

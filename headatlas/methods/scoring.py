@@ -84,12 +84,17 @@ def attention_patterns(bridge, tokens: torch.Tensor, fwd_hooks: Sequence[Hook] =
     return torch.stack([store[f"blocks.{layer}.attn.hook_pattern"] for layer in range(bridge.cfg.n_layers)], dim=1)
 
 
+def pattern_score_per_prompt(patterns: torch.Tensor, detection: torch.Tensor) -> torch.Tensor:
+    """[batch, layer, head, q, k] x [batch, q, k] -> [batch, layer, head]: sum(A * D) / sum(A)
+    per prompt (what a bootstrap over prompts resamples)."""
+    det = detection.to(patterns.dtype)[:, None, None]
+    return (patterns * det).sum((-1, -2)) / patterns.sum((-1, -2))
+
+
 def pattern_score(patterns: torch.Tensor, detection: torch.Tensor) -> torch.Tensor:
     """[batch, layer, head, q, k] x [batch, q, k] -> [layer, head]: mean over prompts of
     sum(A * D) / sum(A)."""
-    det = detection.to(patterns.dtype)[:, None, None]
-    per_prompt = (patterns * det).sum((-1, -2)) / patterns.sum((-1, -2))
-    return per_prompt.mean(0)
+    return pattern_score_per_prompt(patterns, detection).mean(0)
 
 
 def head_scores(bridge, tokens: torch.Tensor, kinds: Iterable[str] = tuple(PATTERNS),

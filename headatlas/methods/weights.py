@@ -53,6 +53,25 @@ def head_weights(bridge) -> dict[str, torch.Tensor]:
                 "b_O": b_o.detach() if b_o is not None else torch.zeros(w_v.shape[0], w_v.shape[2])}
 
 
+def norm_gain(module, d_model: int) -> torch.Tensor:
+    """A norm's effective per-dimension gain, read off the module itself so that (1 + w) gains
+    (Gemma), plain w gains (Llama) and LayerNorm (GPT-2) need no special case: for an input x
+    of mean 0 and RMS 1, LayerNorm and RMSNorm both give x * gain + bias, so
+    (norm(x) - norm(-x)) / 2x is the gain. Never read `.w` directly: Gemma's is gain - 1."""
+    x = torch.ones(d_model)
+    x[1::2] = -1.0
+    x = x - x.mean()
+    x = x / x.pow(2).mean().sqrt()
+    with torch.inference_mode():
+        plus, minus = module(x.reshape(1, 1, -1)), module(-x.reshape(1, 1, -1))
+        return ((plus - minus).reshape(-1).float() / (2 * x)).clone()
+
+
+def final_gain(bridge) -> torch.Tensor:
+    """The final norm's effective gain [d_model]."""
+    return norm_gain(bridge.ln_final, bridge.cfg.d_model)
+
+
 def final_ln_linear(bridge, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """The final norm as a linear map of one residual-stream component: centre (LayerNorm),
     divide by a frozen scale if given (else leave unscaled), times the gain. No bias: a bias is
@@ -61,7 +80,7 @@ def final_ln_linear(bridge, x: torch.Tensor, scale: torch.Tensor | None = None) 
         x = x - x.mean(-1, keepdim=True)
     if scale is not None:
         x = x / scale
-    return x * bridge.ln_final.w.detach()
+    return x * final_gain(bridge)
 
 
 def unembed_directions(bridge, token_ids: torch.Tensor) -> torch.Tensor:
@@ -115,7 +134,7 @@ def ov_circuit(bridge, src_ids: torch.Tensor, dst_ids: torch.Tensor, *, through:
     w = head_weights(bridge)
     layers = list(range(bridge.cfg.n_layers)) if layers is None else list(layers)
     w_u = bridge.W_U.detach()[:, torch.as_tensor(dst_ids, dtype=torch.long).flatten()]
-    w_u = w_u * bridge.ln_final.w.detach()[:, None]
+    w_u = w_u * final_gain(bridge)[:, None]
     if is_layernorm(bridge):
         w_u = w_u - w_u.mean(0, keepdim=True)   # (x - mean x) @ M == x @ (M - row mean of M)
     with torch.inference_mode():
