@@ -47,10 +47,7 @@ def _run_on_tiny(claim_id: str, plant_at: list[tuple[int, int]]) -> ClaimRun:
     module.prompts = SimpleNamespace(from_spec=from_spec_planted)
     try:
         run = ClaimRun(entry, spec, "tiny-gpt2", model)
-        try:
-            module._replicate(run)
-        except AssertionError:
-            pass
+        module._replicate(run)
         return run
     finally:
         model.bridge.reset_hooks(including_permanent=True)
@@ -61,10 +58,11 @@ def test_planted_published_heads_pass(claim_id):
     published = load_catalogue(ROOT).claims[claim_id][1].params["published"]
     run = _run_on_tiny(claim_id, [scoring.parse_head(h) for h in published])
     assert run.check_results, "the claim should have evaluated its checks"
-    assert all(c["holds"] and not c["control_holds"] for c in run.check_results), run.check_results
+    assert run.verdict == "holds", run.check_results
+    assert all(c["null"]["beats"] for c in run.check_results if "null" in c)
 
 
 @pytest.mark.parametrize("claim_id", sorted(CLAIMS))
 def test_heads_planted_elsewhere_fail(claim_id):
     run = _run_on_tiny(claim_id, [(1, 1), (2, 3)])
-    assert not all(c["holds"] for c in run.check_results), run.check_results
+    assert run.verdict in ("absent", "inconclusive"), run.check_results

@@ -138,6 +138,10 @@ def run(request: pytest.FixtureRequest) -> ClaimRun:
         if info is not None and info.embedded:
             pytest.fail(f"the embedded model {model_name} could not be loaded: {reason}; "
                         "run scripts/bootstrap.sh", pytrace=False)
+        committed = (baseline or {}).get("verdict")
+        if committed not in (None, "not run") and not request.config.getoption("headatlas_accept"):
+            pytest.fail(f"weights unavailable ({reason}), but the committed verdict is {committed!r}",
+                        pytrace=False)
         pytest.skip(reason)
     claim_run.model = model
     return claim_run
