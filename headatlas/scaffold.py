@@ -35,39 +35,57 @@ claims:
     test: claims/claim_{module}.py
     models: [smollm2-135m]
     method: scoring
-    data:
+    data:                     # the HELD-OUT data the frozen heads are judged on
       generator: repeated-random-tokens
       n_prompts: 16
       block_len: 40
       seed: 0
-      variants:  # the claim holds only if it holds on each (ICI and LR claims need at least 3)
+      variants:  # held-out test sets; the claim holds only if it holds on each (ICI and LR need 3)
         - {{name: 40 tokens seed 0}}
         - {{name: 25 tokens seed 1, block_len: 25, seed: 1}}   # TODO other templates or seeds
         - {{name: 60 tokens seed 2, block_len: 60, seed: 2}}
-    params: {{}}
+    selection: {{seed: 10}}     # the data the heads are CHOSEN on: must differ from every variant
+                              # ('weights' if heads come from the weights alone)
+    params: {{top_k: 3}}
     checks:
-      - measure: TODO_measured_value
-        op: ">="
+      - measure: TODO_measured_value   # measured per prompt on held-out data: read at the
+        op: ">="                       # conservative end of its bootstrap 95% interval
         threshold: 0.0        # TODO a threshold you can justify
-        control: TODO_control_value
+        beats_null: matched_sets       # the null the test records with run.null(...)
+        percentile: 99        # the value must lie beyond this percentile of the null
         tolerance: 0.05
         why: TODO why this threshold separates the effect from its absence
-    control: TODO the negative control (random heads, shuffled prompts, another head ablated)
+    control: >-
+      TODO the null (the same measure over many matched head sets, or over all heads) and any
+      control on data without the effect (then add `control: <measured name>` to the check)
     sources: [zheng2024survey]
 """
 
 TEST = '''\
-"""Claim test for the {id} head (scaffolded by `headatlas new {id}`)."""
+"""Claim test for the {id} head (scaffolded by `headatlas new {id}`).
+
+Select, measure on held-out data, conclude: heads are chosen on run.selection_data and frozen
+with run.select(); every held-out variant then measures those heads and records the null.
+"""
 
 from headatlas.claims import claim
+from headatlas.methods import stats
 
 
 @claim("{id}-claim")
 def test_{module}(run):
-    # For each data variant (`for _ in run.variants():`), measure with run.model (a loaded
-    # TransformerBridge model) on data built from run.data and record values with
-    # run.measure(...), including the negative control's. Then call run.conclude(), which
-    # applies the checks written in heads/{id}.yaml to every variant.
+    model = run.model  # a loaded TransformerBridge model (model.bridge, model.tokenizer)
+    # 1. Select on the selection set (never on held-out data):
+    #    heads = <top heads by your score on data built from run.selection_data>
+    #    run.select(heads, <name>=<the value they were chosen by>)
+    # 2. Judge the frozen heads on every held-out variant, against a null:
+    #    for data in run.variants():
+    #        run.measure(TODO_measured_value=<per-prompt values of the frozen heads>)
+    #        sets = stats.matched_head_sets(run.heads, model.n_layers, model.n_heads, seed=0,
+    #                                       exclude=run.heads)
+    #        run.null("matched_sets", <the same measure for each head set>)
+    #    If the model cannot do the task: run.not_applicable("<the measured figure>").
+    # 3. run.conclude() applies the checks of heads/{id}.yaml and sets the verdict.
     raise NotImplementedError("claim {id}-claim is scaffolded but not written yet")
 '''
 
