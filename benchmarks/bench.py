@@ -93,10 +93,10 @@ def main() -> None:
     per_model: dict[str, float] = {}
     for path in results.glob("*.json"):
         for cid, rec in json.loads(path.read_text())["records"].items():
-            if rec.get("status") == "not run" or not rec.get("duration_s"):
+            if rec.get("verdict") == "not run" or not rec.get("duration_s"):
                 continue
             per_model[rec["model"]] = per_model.get(rec["model"], 0.0) + rec["duration_s"]
-            res[f"  claim {cid} [{rec['model']}] ({rec['status']}), s"] = rec["duration_s"]
+            res[f"  claim {cid} [{rec['model']}] ({rec["verdict"]}), s"] = rec["duration_s"]
     for model, total in sorted(per_model.items()):
         res[f"claims on {model}, sum of claim durations, s"] = total
     shutil.rmtree(results, ignore_errors=True)
