@@ -96,7 +96,7 @@ def main() -> None:
             if rec.get("verdict") == "not run" or not rec.get("duration_s"):
                 continue
             per_model[rec["model"]] = per_model.get(rec["model"], 0.0) + rec["duration_s"]
-            res[f"  claim {cid} [{rec['model']}] ({rec["verdict"]}), s"] = rec["duration_s"]
+            res[f"  claim {cid} [{rec['model']}] ({rec['verdict']}), s"] = rec["duration_s"]
     for model, total in sorted(per_model.items()):
         res[f"claims on {model}, sum of claim durations, s"] = total
     shutil.rmtree(results, ignore_errors=True)
