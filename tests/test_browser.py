@@ -182,15 +182,28 @@ def test_home_to_induction_page_shows_badges_and_heatmap(page, base_url, tmp_pat
     in_view(page, refreshed)
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", refreshed.inner_text().strip())
 
-    badge = page.locator("#induction-scoring--smollm2-135m ~ p .ha-badge.ha-pass").first
+    badge = page.locator("#induction-scoring--smollm2-135m ~ p .ha-badge.ha-holds").first
     in_view(page, badge)
-    assert badge.inner_text().strip() == "reproduced"
+    assert badge.inner_text().strip() == "holds"
+    colour = badge.evaluate("b => getComputedStyle(b).backgroundColor")
+    assert colour == "rgb(46, 125, 50)", colour  # the only green badge
+    evidence = page.locator("#induction-scoring--smollm2-135m ~ p.ha-evidence").first
+    in_view(page, evidence)
+    assert "top_head_score 0.432 [0.402, 0.452] vs null 99th pct 0.05" in evidence.inner_text()
+    assert "needs >= 0.25" in evidence.inner_text()
     shot(page, tmp_path, "induction-badge")
-    not_found = page.locator("#induction-scoring--gemma-3-270m ~ p .ha-badge.ha-not-found").first
-    in_view(page, not_found)
-    assert not_found.inner_text().strip() == "not found"
-    assert "relative depth" in not_found.get_attribute("title")
+    near = page.locator("#induction-scoring--gemma-3-270m ~ p .ha-badge.ha-near-miss").first
+    in_view(page, near)
+    assert near.inner_text().strip() == "near miss"
+    assert "within its tolerance of 0.1" in near.get_attribute("title")
+    assert near.evaluate("b => getComputedStyle(b).backgroundColor") != colour
+    absent = page.locator("#induction-mean-ablation--smollm2-135m ~ p .ha-badge.ha-absent").first
+    in_view(page, absent)
+    assert absent.inner_text().strip() == "absent"
     in_view(page, page.locator(".ha-badge.ha-not-run").first)
+    tolerance = page.locator("th abbr", has_text="tolerance").first
+    in_view(page, tolerance)
+    assert "near miss" in tolerance.get_attribute("title")
     in_view(page, page.locator("svg.ha-gauge").first)
 
     for selector in ("img.ha-heatmap", "img.ha-attention", "img.ha-effects"):
@@ -226,7 +239,12 @@ def test_claims_and_transfer_pages_show_their_tables(page, base_url, tmp_path):
     page.goto(base_url + "claims/")
     in_view(page, page.locator(".ha-sortable table"))
     assert page.locator(".ha-sortable tbody tr").count() >= 5
-    in_view(page, page.locator(".ha-sortable .ha-badge.ha-not-found").first)
+    in_view(page, page.locator(".ha-sortable .ha-badge.ha-near-miss").first)
+    twin = page.locator(".ha-sortable .ha-badge.ha-error", has_text="holds on random weights").first
+    in_view(page, twin)
+    rerun = page.locator(".ha-sortable code.ha-cmd", has_text="--claim induction-mean-ablation --model smollm2-135m")
+    in_view(page, rerun.first)
+    assert "held-out models" in page.locator("article p").first.inner_text()
     shot(page, tmp_path, "claims")
 
     page.goto(base_url + "transfer/")
@@ -234,6 +252,7 @@ def test_claims_and_transfer_pages_show_their_tables(page, base_url, tmp_path):
     in_view(page, table)
     headers = table.locator("thead th").all_inner_texts()
     assert any("smollm2-135m" in h for h in headers) and any("gpt2" in h for h in headers)
+    assert any("must not hold" in h for h in headers)  # the random-weights twin, a control column
     note_link = table.locator("sup a").first
     in_view(page, note_link)
     shot(page, tmp_path, "transfer")

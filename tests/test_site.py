@@ -59,35 +59,54 @@ def test_build_is_strict_and_takes_seconds(built_site):
     assert built_site.seconds < 60, f"building the site took {built_site.seconds:.1f} s"
 
 
-def test_induction_page_shows_each_status_with_its_own_badge(built_site):
+def test_induction_page_shows_each_verdict_with_its_own_badge(built_site):
     html = page(built_site.path, "heads/induction")
     scoring = section(html, "induction-scoring--smollm2-135m", "induction-scoring--gemma-3-270m")
     ablation = section(html, "induction-mean-ablation", "induction-gpt2-published")
-    assert re.search(r'<span class="ha-badge ha-pass"[^>]*>reproduced</span>', scoring)
-    # a failure on the default model is a broken claim: red "fail", never passing
-    assert re.search(r'<span class="ha-badge ha-fail"[^>]*>fail</span>', ablation) and "ha-pass" not in ablation
-    assert "<strong>Why:</strong> loss_increase = 0.42 fails <code>loss_increase &gt;= 1</code>." in ablation
-    assert "loss_increase = 0.42 is below the threshold 1" in ablation  # the recorded reason, in the run details
+    assert re.search(r'<span class="ha-badge ha-holds"[^>]*>holds</span>', scoring)
+    assert "(<abbr" in scoring and ">calibration model</abbr>)" in scoring
+    # absent on the calibration model is a broken claim: never green, and said so
+    assert re.search(r'<span class="ha-badge ha-absent"[^>]*>absent</span>', ablation) and "ha-holds" not in ablation
+    assert "Absent on the calibration model" in ablation
+    # the evidence is the decisive check (the second one), not the first
+    assert "<strong>Evidence</strong>" in ablation
+    assert "loss_ratio 1.2 [1.1, 1.3]; needs &gt;= 2" in ablation
+    assert "<strong>Why:</strong> loss_ratio = 1.2 fails <code>loss_ratio &gt;= 2</code>." in ablation
+    assert "<code>loss_ratio &gt;= 2</code> (decisive)" in ablation
+    assert "<code>headatlas verify --claim induction-mean-ablation --model smollm2-135m</code>" in ablation
 
 
-def test_fail_on_another_model_is_not_found_with_the_failed_check(built_site):
+def test_near_miss_on_a_held_out_model_gives_the_miss_and_the_tolerance(built_site):
     html = page(built_site.path, "heads/induction")
     gemma = section(html, "induction-scoring--gemma-3-270m", "induction-mean-ablation")
-    assert re.search(r'<span class="ha-badge ha-not-found" title="[^"]*relative depth 0.294[^"]*">not found</span>', gemma)
-    assert "ha-pass" not in gemma and "ha-fail" not in gemma
-    assert "the top heads sit at relative depth 0.294, outside the layer band 0.3–0.8" in gemma
+    badge_ = re.search(r'<span class="ha-badge ha-near-miss" title="([^"]*)">near miss</span>', gemma)
+    assert badge_, gemma[:500]
+    assert "top_heads_depth 0.294; needs to lie in the layer band [0.3, 0.8]" in badge_.group(1)
+    assert "a miss of 0.006, within its tolerance of 0.1" in badge_.group(1)
+    assert "the protocol&#x27;s verdict: absent" in badge_.group(1)
+    assert "ha-holds" not in gemma and "calibration model" not in gemma.split("</p>")[0]
+    assert ">held-out</abbr>" in gemma
+    assert "Near miss on gemma-3-270m (held-out)" in gemma
     assert "(all 3 data variants)" in gemma
 
 
-def test_result_shows_measured_values_against_thresholds(built_site):
+def test_result_shows_evidence_against_null_threshold_and_control(built_site):
     scoring = section(page(built_site.path, "heads/induction"), "induction-scoring--smollm2-135m",
                       "induction-scoring--gemma-3-270m")
-    row = table_row(scoring.split("Data variants:")[0], "best_score &gt;= 0.25")
-    assert "<strong>0.432</strong>" in row            # the primary variant's value is the headline
-    assert "0.41–0.446" in row                        # its spread over the variants
-    assert 'title="control_best_score">0.0123</span>' in row and "✓ fails 3/3" in row
+    evidence = re.search(r'<p class="ha-evidence">(.*?)</p>', scoring, flags=re.S).group(1)
+    assert ("top_head_score 0.432 [0.402, 0.452] vs null 99th pct 0.05 (p = 0.004); needs &gt;= 0.25; "
+            "control control_top_head_score 0.0123 fails, as it must") in evidence
+    row = table_row(scoring.split("Held-out data variants:")[0], "top_head_score &gt;= 0.25")
+    assert "<strong>0.432</strong> [0.402, 0.452]" in row   # the primary variant's value and its interval
+    assert "0.41–0.446" in row                              # its spread over the variants
+    assert "✓ beats 99th pct 0.05" in row and "✓ holds 3/3" in row
+    assert 'title="control_top_head_score">0.0123</span>' in row and "✓ fails 3/3" in row
+    assert "±0.05" in row
+    header = re.search(r"<thead>.*?</thead>", scoring.split("Held-out data variants:")[0], flags=re.S).group(0)
+    for word in ("interval", "null", "control", "tolerance"):
+        assert re.search(rf'<abbr title="[^"]+">{word}</abbr>', header), word
     gauge = re.search(r'<svg class="ha-gauge".*?</svg>', scoring, flags=re.S).group(0)
-    assert "best_score &gt;= 0.25: measured 0.432, 0.41, 0.446" in gauge
+    assert "top_head_score &gt;= 0.25: measured 0.432, 0.41, 0.446" in gauge
     assert gauge.count("<circle") == 3 and "ha-gauge-control" in gauge
     assert "abcdef012345" in scoring  # short weights hash
     assert re.search(r'last refreshed <strong class="ha-refreshed"><time datetime="2026-01-02T03:04:05\+00:00"[^>]*>'
@@ -97,12 +116,14 @@ def test_result_shows_measured_values_against_thresholds(built_site):
 def test_result_has_a_table_per_data_variant_and_the_spread(built_site):
     scoring = section(page(built_site.path, "heads/induction"), "induction-scoring--smollm2-135m",
                       "induction-scoring--gemma-3-270m")
-    variants = scoring[scoring.index("Data variants:"):]
-    for name, value in (("40 tokens seed 0", "0.432"), ("25 tokens seed 1", "0.41"), ("60 tokens seed 2", "0.446")):
+    variants = scoring[scoring.index("Held-out data variants:"):]
+    for name, value in (("40 tokens seed 0", "0.432 [0.402, 0.452]"), ("25 tokens seed 1", "0.41 [0.38, 0.43]"),
+                        ("60 tokens seed 2", "0.446 [0.415, 0.466]")):
         assert name in variants
         assert f"<td>{value}</td>" in variants, value
     assert "<code>block_len=25, seed=1</code>" in variants  # what each variant changes
-    spread = table_row(variants, "<code>control_best_score</code>")
+    assert "✓ holds (decisive)" in variants
+    spread = table_row(variants, "<code>control_top_head_score</code>")
     assert "0.0101–0.0145" in spread  # min–max of a measured value over the variants
 
 
@@ -139,10 +160,10 @@ def test_attention_example_and_effects_become_figures(built_site):
 def test_not_run_is_shown_as_not_run_never_as_passing(built_site):
     published = section(page(built_site.path, "heads/induction"), "induction-gpt2-published")
     assert re.search(r'<span class="ha-badge ha-not-run"[^>]*>not run</span>', published)
-    assert "ha-pass" not in published
+    assert "ha-holds" not in published
     assert "weights unavailable offline (fake reason for the site test)" in published
     row = table_row(page(built_site.path, "claims"), "induction-gpt2-published")
-    assert "ha-not-run" in row and "ha-pass" not in row
+    assert "ha-not-run" in row and "ha-holds" not in row
     assert "ha-not-run" in table_row(page(built_site.path, "models/gpt2"), "induction-gpt2-published")
 
 
@@ -151,41 +172,65 @@ def test_claims_page_lists_every_claim_on_every_model(built_site):
     cat = load_catalogue(ROOT)
     for claim_id, (_, spec) in cat.claims.items():
         for model in spec.models:
-            assert re.search(rf"<tr>(?:(?!</tr>).)*{claim_id}(?:(?!</tr>).)*>{model}</a>", html, flags=re.S), \
-                (claim_id, model)
-    rows = [r for r in re.findall(r"<tr>.*?</tr>", html, flags=re.S) if ">induction-mean-ablation<" in r]
-    assert "ha-fail" in next(r for r in rows if ">smollm2-135m<" in r)
-    assert "no result recorded yet" in next(r for r in rows if ">gemma-3-270m<" in r)  # no fake record for it
-    gemma = next(r for r in re.findall(r"<tr>.*?</tr>", html, flags=re.S)
-                 if ">induction-scoring<" in r and ">gemma-3-270m<" in r)
-    assert "ha-not-found" in gemma and "ha-pass" not in gemma
-    assert "relative depth 0.294" in gemma  # the reason, next to the badge
-    assert "<td>0.405–0.437</td>" in gemma  # the spread of the key value over the data variants
+            row = re.search(rf"<tr>(?:(?!</tr>).)*{claim_id}(?:(?!</tr>).)*>{model}</a>(?:(?!</tr>).)*</tr>", html,
+                            flags=re.S)
+            assert row, (claim_id, model)
+            # every claim shows the command that re-runs it
+            assert f"headatlas verify --claim {claim_id} --model {model}" in row.group(0), (claim_id, model)
+    rows = re.findall(r"<tr>.*?</tr>", html, flags=re.S)
+    ablation = [r for r in rows if ">induction-mean-ablation<" in r]
+    smollm2 = next(r for r in ablation if ">smollm2-135m<" in r)
+    assert "ha-absent" in smollm2 and ">calibration<" in smollm2
+    # the decisive check (the record's second), not the first
+    assert "loss_ratio 1.2 [1.1, 1.3]; needs &gt;= 2" in smollm2 and "loss_increase" not in smollm2
+    assert "no result recorded yet" in next(r for r in ablation if ">gemma-3-270m<" in r)  # no fake record for it
+    gemma = next(r for r in rows if ">induction-scoring<" in r and ">gemma-3-270m<" in r)
+    assert "ha-near-miss" in gemma and "ha-holds" not in gemma and ">held-out<" in gemma
+    assert "outside the layer band 0.3–0.8" in gemma  # the reason, next to the badge
+    twin = next(r for r in rows if ">previous-token-scoring<" in r and ">smollm2-135m-random<" in r)
+    assert "holds on random weights" in twin and "ha-error" in twin and "ha-holds" not in twin
+    assert "twin: must not hold" in twin
+
+
+def test_claims_page_headlines_held_out_counts(built_site):
+    html = page(built_site.path, "claims")
+    intro = html[html.index("<h1"):html.index('class="ha-sortable"')]
+    assert re.search(r'On <abbr title="[^"]+">held-out models</abbr>: <strong>0 holds of 3</strong> '
+                     r"\(1 near miss, 1 inconclusive, 1 not run\)", intro), intro
+    assert "smollm2-135m: 2 holds of 3 (1 absent)" in intro
+    assert "(must not hold): 1 of 2 hold" in intro
 
 
 def test_transfer_matrix_has_a_row_per_head_with_claims_and_a_column_per_model(built_site):
     html = page(built_site.path, "transfer")
     cat = load_catalogue(ROOT)
     header = re.search(r"<thead>.*?</thead>", html, flags=re.S).group(0)
-    for model in ("smollm2-135m", "gemma-3-270m", "gpt2"):  # every model with a results file
-        assert f">{model}</a>" in header, model
+    models = re.findall(r">([a-z0-9.-]+)</a>", header)
+    # the calibration model first, the held-out models, then the random-weights twin as a control
+    assert models == ["smollm2-135m", "gemma-3-270m", "gpt2", "smollm2-135m-random"], models
+    assert ">calibration model</abbr>" in header and ">held-out</abbr>" in header
+    assert "random-weights twin: must not hold" in header
     assert ">gpt2-medium<" not in header  # in the catalogue, but no results file
     rows = re.findall(r"<tr>.*?</tr>", html.split("<tbody>")[1].split("</tbody>")[0], flags=re.S)
     assert len(rows) == sum(1 for e in cat.heads.values() if e.claims)
     induction = table_row(html, ">Induction head</a>")
     cells = re.findall(r"<td>.*?</td>", induction, flags=re.S)
-    smollm2, gemma, gpt2 = cells[2:5]
-    assert "ha-not-found" in smollm2 or "ha-fail" in smollm2  # ablation fails on the default model
-    assert ">fail<" in smollm2 and "top 18.6, 17.3, 17.4" in smollm2 and "best_score 0.432 (0.41–0.446)" in smollm2
-    assert ">not found<" in gemma and 'title="induction-scoring: not found: the top heads sit' in gemma
+    smollm2, gemma, gpt2, twin = cells[2:6]
+    assert ">partly holds<" in smollm2  # scoring holds, ablation is absent
+    assert "heads L18H6, L17H3, L17H4" in smollm2 and "top_head_score 0.432 (0.41–0.446)" in smollm2
+    assert ">near miss<" in gemma and "a miss of 0.006, within its tolerance of 0.1" in gemma
     assert ">not run<" in gpt2
+    assert ">absent: as required<" in twin and "ha-control-ok" in twin
+    for cell_html in (smollm2, gemma, gpt2, twin):
+        assert "ha-holds" not in cell_html
     for cell_html in (smollm2, gemma, gpt2):
-        assert "ha-pass" not in cell_html
         note = re.search(r'href="#(tf-\d+)"', cell_html).group(1)
-        assert f'<li id="{note}">' in html  # each non-reproduced cell has a footnote with the reason
+        assert f'<li id="{note}">' in html  # each cell that does not hold has a footnote with the evidence
     assert "weights unavailable offline (fake reason for the site test)" in html
-    previous = table_row(html, ">Previous-token head</a>")
-    assert ">reproduced<" in re.findall(r"<td>.*?</td>", previous, flags=re.S)[2]
+    previous = re.findall(r"<td>.*?</td>", table_row(html, ">Previous-token head</a>"), flags=re.S)
+    assert ">holds<" in previous[2] and "ha-holds" in previous[2]
+    assert ">inconclusive<" in previous[3]
+    assert ">holds on random weights<" in previous[5] and "ha-error" in previous[5]
 
 
 def test_model_page_grid_colours_heads_by_type_and_links_them(built_site):
@@ -196,7 +241,7 @@ def test_model_page_grid_colours_heads_by_type_and_links_them(built_site):
     # the induction record's best head, 18.6, is coloured as induction and links to its page
     cell_18_6 = re.findall(r"<td.*?</td>", rows[18], flags=re.S)[6]
     assert 'href="../../heads/induction/"' in cell_18_6 and "0.43" in cell_18_6 and ">IND<" in cell_18_6
-    assert 'title="18.6: Induction head 0.432' in cell_18_6
+    assert 'title="L18H6: Induction head 0.432' in cell_18_6
     # previous-token from its claim record, successor from the scan; a weak cell stays blank
     assert 'href="../../heads/previous-token/"' in re.findall(r"<td.*?</td>", rows[16], flags=re.S)[0]
     assert 'href="../../heads/successor/"' in re.findall(r"<td.*?</td>", rows[25], flags=re.S)[2]
@@ -208,6 +253,37 @@ def test_model_page_grid_colours_heads_by_type_and_links_them(built_site):
     assert "headatlas scan" in legend  # where the successor scores came from
     assert "<code>option_attention</code>" in html  # a scan score that names no head entry is listed, not used
     assert "Last refreshed" in html and "2026-01-02" in html
+    assert "calibration model</abbr>" in html
+
+
+def test_twin_model_page_says_it_is_a_control(built_site):
+    html = page(built_site.path, "models/smollm2-135m-random")
+    assert ">random-weights twin</abbr> of" in html and "no claim may hold on it" in html
+    assert "holds on random weights" in html
+    models = page(built_site.path, "models")
+    assert "random-weights twin: must not hold" in table_row(models, ">smollm2-135m-random</a>")
+
+
+def test_head_pages_share_heads_from_the_records_selections(built_site):
+    induction = page(built_site.path, "heads/induction")
+    facts = induction[:induction.index('id="summary"')]
+    row = table_row(facts, "Shares heads with")
+    assert "L17H3 with" in row and 'href="../previous-token/"' in row and "previous-token-scoring</code> holds" in row
+    previous = page(built_site.path, "heads/previous-token")
+    back = table_row(previous[:previous.index('id="summary"')], "Shares heads with")
+    assert "L17H3 with" in back and 'href="../induction/"' in back
+    assert "L16H0" not in back  # chosen as previous-token twice (its own claim and a group): one type, not shared
+    assert "smollm2-135m-random" not in row + back  # the twin's choices are noise, not membership
+
+
+def test_glossary_defines_the_table_words(built_site):
+    html = page(built_site.path, "glossary")
+    for word in ("Tolerance", "Committed value", "Control", "Null", "Interval", "Calibration model",
+                 "Held-out model", "Random-weights twin"):
+        assert re.search(rf"<h3[^>]*>{word}", html), word
+    for key in ("holds", "near miss", "inconclusive", "absent", "not applicable", "error", "not run"):
+        assert re.search(rf'<span class="ha-badge [^"]+">{key}</span>', html), key
+    assert "L21H2 is head 2 of layer 21" in html
 
 
 def test_model_page_without_scores_says_how_to_get_them(built_site):
@@ -282,26 +358,69 @@ def test_notebooks_are_pages_with_their_outputs(built_site):
         assert "cdnjs" not in html and "MathJax.Hub" not in html, name  # CDN scripts stripped
 
 
-def test_verdicts_follow_the_status_semantics():
+def _check(value, check="top_head_score >= 0.25", outcome="absent", tolerance=0.05, **kw):
+    return {"variant": "default", "check": check, "measure": check.split()[0], "value": value,
+            "tolerance": tolerance, "outcome": outcome, "why": "", "decisive": True, **kw}
+
+
+def test_verdicts_follow_the_protocol():
+    from headatlas.site.verdicts import CALIBRATION, CONTROL, HELD_OUT, verdict
+
+    holds = {"verdict": "holds", "checks": [_check(0.42, outcome="holds", interval=[0.38, 0.45],
+                                                   null={"percentile": 99, "at": 0.05, "p": 0.001, "beats": True})]}
+    v = verdict(holds, HELD_OUT)
+    assert (v.key, v.css, v.label, v.passing) == ("holds", "ha-holds", "holds", True)
+    assert v.evidence == "top_head_score 0.42 [0.38, 0.45] vs null 99th pct 0.05 (p = 0.001); needs >= 0.25"
+    absent = {"verdict": "absent", "checks": [_check(0.1, interval=[0.08, 0.12])]}
+    assert verdict(absent, HELD_OUT).label == "absent" and not verdict(absent, HELD_OUT).passing
+    assert verdict(absent, HELD_OUT).reason == "top_head_score = 0.1 fails `top_head_score >= 0.25`"
+    for key in ("not applicable", "error", "not run"):
+        v = verdict({"verdict": key, "reason": "not run: why", "checks": []}, CALIBRATION)
+        assert (v.key, v.label, v.reason, v.passing) == (key, key, "why", False)
+    assert verdict(None).label == "no result recorded yet"
+    # an old record (status, no verdict) is stale, never read as any verdict
+    stale = verdict({"status": "pass", "claim_id": "c", "model": "m"})
+    assert stale.key == "stale" and not stale.passing and "headatlas verify --claim c --model m" in stale.reason
+    assert verdict({"verdict": "HOLDS", "checks": []}).key == "error"
+    # on the random-weights twin, holding is the failure and not holding is as required
+    assert verdict(holds, CONTROL).label == "holds on random weights" and not verdict(holds, CONTROL).passing
+    assert verdict(holds, CONTROL).css == "ha-error"
+    assert verdict(absent, CONTROL).label == "absent: as required" and verdict(absent, CONTROL).as_required
+
+
+def test_near_miss_is_a_miss_within_the_tolerance_of_the_decisive_check():
     from headatlas.site.verdicts import verdict
 
-    fail = {"status": "fail", "reason": "x", "checks": [
-        {"check": "best_score >= 0.25", "measure": "best_score", "value": 0.1, "holds": False}]}
-    assert verdict({"status": "pass"}, "m", "m").label == "reproduced"
-    assert (verdict(fail, "m", "m").css, verdict(fail, "m", "m").label) == ("ha-fail", "fail")
-    other = verdict(fail, "other", "m")
-    assert (other.css, other.label) == ("ha-not-found", "not found")
-    assert other.reason == "best_score = 0.1 fails `best_score >= 0.25`"
-    assert verdict({"status": "not run", "reason": "not run: offline"}, "m", "m").reason == "offline"
-    assert verdict(None, "m", "m").label == "no result recorded yet"
-    for record in (fail, {"status": "not run"}, {"status": "PASS"}, None):
-        assert not verdict(record, "other", "m").passing and verdict(record, "other", "m").css != "ha-pass"
+    near = {"verdict": "absent", "checks": [
+        _check(0.5, "other >= 0", outcome="holds", decisive=False),
+        _check(0.22, interval=[0.2, 0.24])]}
+    v = verdict(near)
+    assert (v.key, v.css, v.label, v.passing) == ("near miss", "ha-near-miss", "near miss", False)
+    assert "a miss of 0.03, within its tolerance of 0.05 (the protocol's verdict: absent)" in v.reason
+    assert verdict({"verdict": "absent", "checks": [_check(0.19)]}).key == "absent"  # misses by 0.06 > 0.05
+    assert verdict({"verdict": "absent", "checks": [_check(0.2)]}).key == "near miss"  # exactly the tolerance
+    band = {"verdict": "absent", "checks": [_check(0.294, "top_heads_depth in [0.3, 0.8]", tolerance=0.1)]}
+    assert verdict(band).key == "near miss"
+    assert verdict({"verdict": "absent", "checks": [_check(0.95, "top_heads_depth in [0.3, 0.8]",
+                                                           tolerance=0.1)]}).key == "absent"
+    lower = {"verdict": "absent", "checks": [_check(-1.9, "nnm_ov_self_z <= -2", tolerance=0.2)]}
+    assert verdict(lower).key == "near miss"
+    # inconclusive because the null is not beaten: the value passes its threshold, so no near miss
+    null = {"verdict": "inconclusive", "checks": [_check(0.6, outcome="inconclusive", why="does not beat the null",
+                                                         null={"percentile": 99, "at": 0.65, "beats": False})]}
+    assert verdict(null).key == "inconclusive" and verdict(null).reason == "does not beat the null"
+    # only the decisive check counts: a near first check does not make a far decisive one near
+    far = {"verdict": "absent", "checks": [_check(0.24, outcome="absent", decisive=False), _check(0.01)]}
+    assert verdict(far).key == "absent"
 
 
-def test_badge_only_draws_the_exact_pass_status_as_passing():
-    assert "ha-pass" in badge("pass")
-    for status in ("PASS", "passed", "not run", "fail", None, ""):
-        assert "ha-pass" not in badge(status)
+def test_badges_draw_only_holding_verdicts_as_passing():
+    from headatlas.site.pages import vbadge
+    from headatlas.site.verdicts import CSS, HELD_OUT, Verdict
+
+    assert "ha-holds" not in badge() and "ha-holds" not in badge("no claim yet")
+    for key, css in CSS.items():
+        assert ("ha-holds" in vbadge(Verdict(key, css, key, "", "", HELD_OUT))) == (key == "holds")
 
 
 # ---------------------------------------------------------------------------- a variant catalogue
@@ -346,7 +465,7 @@ def test_without_results_every_claim_says_no_result_yet(variant_site):
     html = page(variant_site.path, "claims")
     rows = re.findall(r"<tr>.*?</tr>", html, flags=re.S)[1:]
     assert rows and all("no result recorded yet" in r for r in rows)
-    assert "ha-pass" not in html and "ha-fail" not in html
+    assert "ha-holds" not in html and "ha-absent" not in html
     assert not list((variant_site.path / "heads").glob("*.png"))
     assert "No results recorded yet" in page(variant_site.path, "transfer")  # no results file, no columns
     model = page(variant_site.path, "models/smollm2-135m")  # no records and no scan: no grid, no error
@@ -398,7 +517,8 @@ def test_circuit_page_sets_the_found_circuit_beside_the_published_one():
     first, *rest = list(published)
     found = {first: ["3.1", "3.2"], **{cls: [] for cls in rest}}
     results = {"smollm2-135m": {"records": {claim: {
-        "claim_id": claim, "model": "smollm2-135m", "status": "fail", "time": "2026-01-02T03:04:05Z",
+        "claim_id": claim, "model": "smollm2-135m", "verdict": "absent", "checks": [], "reason": "x",
+        "time": "2026-01-02T03:04:05Z",
         "artifacts": {circuit.found_by.artifact: found}}}}}
     site = SiteBuilder(cat, results)
     files = {g.src_uri: g.content for g in site.pages()}
@@ -408,7 +528,7 @@ def test_circuit_page_sets_the_found_circuit_beside_the_published_one():
     assert all(f"`{h}`" in row for h in published[first])   # published heads
     assert "`3.1`, `3.2`" in row and "(depth 0.1" in row       # found heads, with relative depth
     assert "*none found*" in next(line for line in md.splitlines() if line.startswith(f"| {rest[0]} |"))
-    assert "ha-fail" in md and "ha-pass" not in md.split("## Published circuit")[0]
+    assert "ha-absent" in md and "ha-holds" not in md.split("## Published circuit")[0]
     # Without any record of the finding claim, the page is the published circuit alone.
     alone = {g.src_uri: g.content for g in SiteBuilder(cat, {}).pages()}
     assert "side by side" not in alone[f"circuits/{cid}.md"]
@@ -448,3 +568,109 @@ def test_transfer_page_accounts_for_every_head_type():
             assert first_sentence(e.no_claim_reason).split()[0] in row
     assert first_sentence("No claim: the set (Smith et al. 2020) is missing. A claim needs it.") == \
         "No claim: the set (Smith et al. 2020) is missing."
+
+
+def _grid_results(cs_name: str = "OV own-token logit z-score (negative = suppresses the attended token)",
+                  extra: dict | None = None) -> dict:
+    """smollm2-shaped score matrices like the committed ones that were mislabelled: copy
+    suppression's OV self-score is most negative at 24.4 (-4.07), strongly positive (copying)
+    at 22.7, 23.2 and 24.5; backup name mover peaks at 24.4 too."""
+    import random
+
+    rnd = random.Random(0)
+    cs = [[round(rnd.uniform(-0.8, 0.8), 3) for _ in range(9)] for _ in range(30)]
+    cs[24][4], cs[23][3] = -4.07, -3.1
+    cs[22][7], cs[23][2], cs[24][5] = 2.9, 4.16, 3.5
+    bnm = [[round(rnd.uniform(-0.01, 0.01), 4) for _ in range(9)] for _ in range(30)]
+    bnm[24][4], bnm[28][0] = 0.158, 0.09
+    nm = [[round(rnd.uniform(-0.02, 0.02), 4) for _ in range(9)] for _ in range(30)]
+    nm[23][0] = 0.31
+    art = {"scores": cs, "score_name": cs_name, "top_heads": ["24.4", "23.3"], **(extra or {})}
+    recs = {"copy-suppression-ov": {"claim_id": "copy-suppression-ov", "head_id": "copy-suppression", "verdict": "holds",
+                                    "checks": [], "artifacts": art},
+            "backup-name-mover-self-repair": {"claim_id": "backup-name-mover-self-repair", "head_id": "backup-name-mover",
+                                              "verdict": "holds", "checks": [],
+                                              "artifacts": {"scores": bnm, "score_name": "rise", "top_heads": ["24.4"]}},
+            "name-mover-scoring": {"claim_id": "name-mover-scoring", "head_id": "name-mover", "verdict": "holds",
+                                   "checks": [], "artifacts": {"scores": nm, "score_name": "io", "top_heads": ["23.0"]}}}
+    return {"smollm2-135m": {"model": "smollm2-135m", "records": recs}}
+
+
+def _grid_cells(md: str) -> dict[str, tuple[str, str]]:
+    """'L.H' -> (cell labels, raw score shown) for every coloured cell of a grid."""
+    grid = re.search(r'<table class="ha-grid".*?</table>', md, flags=re.S).group(0)
+    out = {}
+    for layer, row in enumerate(re.findall(r"<tr>.*?</tr>", grid.split("<tbody>")[1], flags=re.S)):
+        for head, td in enumerate(re.findall(r"<td.*?</td>", row, flags=re.S)):
+            m = re.search(r'class="ha-cell-type">([^<]*)</span><span class="ha-cell-score">([^<]*)<', td)
+            if m:
+                out[f"{layer}.{head}"] = (m.group(1), m.group(2))
+    return out
+
+
+@pytest.mark.parametrize("cs_name, extra", [
+    ("OV own-token logit z-score (negative = suppresses the attended token)", None),  # named and ranked so
+    ("OV own-token logit z-score", None),                                             # the top heads alone say so
+    ("OV score", {"stronger": "lower", "top_heads": []}),                             # the artifact says so
+])
+def test_grid_negates_lower_is_stronger_scores_before_normalising(cs_name, extra):
+    """Copy suppression is a negative OV self-score: the grid must name the head with the most
+    negative score (24.4, -4.07), never the copying heads with large positive scores."""
+    from headatlas.site.pages import SiteBuilder
+
+    site = SiteBuilder(load_catalogue(ROOT), _grid_results(cs_name, extra))
+    md = "\n".join(site.grid_section("smollm2-135m", "models/smollm2-135m.md"))
+    cells = _grid_cells(md)
+    label = site.type_labels["copy-suppression"]
+    assert label in cells["24.4"][0].split("/") and cells["24.4"][1] in ("-4.07", "0.16")
+    for head in ("22.7", "23.2", "24.5"):  # +2.9 to +4.2: copying, not copy suppression
+        assert label not in cells.get(head, ("", ""))[0].split("/"), (head, cells.get(head))
+    assert "lower is stronger" in md
+    # 24.4 stands out on backup name mover too: one head, two types, both named
+    assert site.type_labels["backup-name-mover"] in cells["24.4"][0].split("/")
+    # every type in the legend says how many heads it names
+    legend = md[md.index('class="ha-legend"'):]
+    assert legend.count("names 1 head") + legend.count("names 2 heads") >= 3
+
+
+def test_grid_legend_says_when_a_type_names_no_head():
+    from headatlas.site.atlas import ScoreMap, cell_types
+
+    strong = ScoreMap("a", "a", "scan", [[0.0, 0.0, 0.0, 9.0], [0.0, 0.0, 0.0, 0.0]])
+    weak = ScoreMap("b", "b", "scan", [[0.0, 0.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0]])
+    assert cell_types([strong, weak]) == {"a": ["0.3"], "b": ["0.3"]}  # both stand out on the same head
+    lower = ScoreMap("c", "c", "scan", [[0.0, 0.1, 0.0, -3.0], [0.2, 0.0, 3.0, 0.0]], lower=True)
+    assert cell_types([lower]) == {"c": ["0.3"]}
+    assert ScoreMap("c", "c", "scan", lower.scores).normalised()[1][2] == 1.0  # the old, wrong reading
+
+
+def test_membership_is_one_table_and_pages_cannot_contradict_it():
+    from headatlas.site.pages import SiteBuilder
+
+    def rec(claim, hid, heads, groups=None):
+        return {"claim_id": claim, "head_id": hid, "verdict": "holds", "checks": [],
+                "selection": {"heads": heads, **({"groups": groups} if groups else {})}}
+    results = {"smollm2-135m": {"records": {
+        "copy-suppression-ov": rec("copy-suppression-ov", "copy-suppression", ["24.4", "23.3"]),
+        "negative-name-mover-scoring": rec("negative-name-mover-scoring", "negative-name-mover", ["24.4"],
+                                           {"backup name movers": ["28.0"], "control": ["3.1"]}),
+        "backup-name-mover-self-repair": rec("backup-name-mover-self-repair", "backup-name-mover", ["28.0", "23.3"])}},
+        "smollm2-135m-random": {"records": {
+            "copy-suppression-ov": rec("copy-suppression-ov", "copy-suppression", ["28.0"])}}}
+    site = SiteBuilder(load_catalogue(ROOT), results)
+    table = site.membership["smollm2-135m"]
+    assert set(table["24.4"]) == {"copy-suppression", "negative-name-mover"}
+    assert set(table["28.0"]) == {"backup-name-mover"}  # from its own claim and from a named group
+    assert "3.1" not in table                           # a control group names no head type
+    assert "smollm2-135m-random" not in site.membership  # the twin is a control
+    assert set(site.shares("copy-suppression")["smollm2-135m"]) == {"24.4", "23.3"}
+    assert site.check_membership() == []
+    head = site.head_page(site.cat.heads["copy-suppression"])
+    assert "L24H4 with [Negative name mover]" in head.replace("Negative name-mover", "Negative name mover") or \
+        "L24H4 with [" in head
+    # a page that says a head is shared while the other page does not is a build error
+    site.shares = lambda hid, orig=site.shares: ({} if hid == "negative-name-mover" else orig(hid))
+    problems = site.check_membership()
+    assert problems and "L24H4" in problems[0]
+    with pytest.raises(ValueError, match="contradict"):
+        site.pages()

@@ -5,13 +5,18 @@ Scores of different types live on different scales (an induction score of 0.4 is
 head; a normalized entropy of 0.9 may be typical), so each type is normalised within the model
 before types are compared: norm = (score - p90) / (max - p90), clipped to [0, 1], where p90 is
 the 90th percentile of that score over the model's heads: a head counts for a type only when it
-stands out from most heads on that type's score. A head
-is coloured by the type with the highest norm when that norm is at least `SHOW_AT`; the cell
-shows the raw score, and its tooltip every type's score.
+stands out from most heads on that type's score. Some scores are stronger the *lower* they are
+(an OV own-token z-score of -4 is a copy-suppression head; +4 is a copying head): those are
+negated before normalising, so the strongest head of every type is the one that gets norm 1
+(see `lower_is_stronger`). A head is coloured by the type with the highest norm when that norm
+is at least `SHOW_AT`; every type that reaches `SHOW_AT` on it is named in the cell (one head
+can be of many types), the cell shows the raw score of the first, and its tooltip every type's
+score.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from html import escape
@@ -47,6 +52,7 @@ class ScoreMap:
     source: str          # "claim <id>" or "scan"
     scores: list[list[float]]
     time: str = ""
+    lower: bool = False  # lower scores are stronger (negated before normalising)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -60,11 +66,46 @@ class ScoreMap:
         """(score - p90) / (max - p90), clipped to [0, 1], where p90 is the score that 90% of the
         model's heads reach: only heads that stand out from the rest on this score get above 0,
         whatever the score's scale or skew. None when the top heads do not stand out at all."""
-        flat = sorted(self.flat)
+        sign = -1.0 if self.lower else 1.0
+        flat = sorted(sign * v for v in self.flat)
         base, top = flat[int(TAIL * (len(flat) - 1))], flat[-1]
         if not top > base:
             return None
-        return [[min(1.0, max(0.0, (float(v) - base) / (top - base))) for v in row] for row in self.scores]
+        return [[min(1.0, max(0.0, (sign * float(v) - base) / (top - base))) for v in row] for row in self.scores]
+
+    def standout(self, layer: int, head: int) -> float:
+        """How far a head stands out on this score, in units of the spread between the median
+        and the 90th percentile (orders types that tie on norm)."""
+        sign = -1.0 if self.lower else 1.0
+        flat = sorted(sign * v for v in self.flat)
+        med, base = flat[len(flat) // 2], flat[int(TAIL * (len(flat) - 1))]
+        return (sign * float(self.scores[layer][head]) - med) / ((base - med) or 1e-12)
+
+
+_LOWER_HINT = re.compile(r"\b(negative|lower|more negative)\s*=", re.I)
+
+
+def lower_is_stronger(artifacts: dict) -> bool:
+    """Whether a recorded score matrix is stronger the lower it is, in this order:
+    the artifact says so (`stronger: lower|higher`); else the claim's own top heads say so (they
+    score below the median: the claim ranked them from the bottom); else the score's name says
+    so ('... (negative = suppresses ...)')."""
+    said = str(artifacts.get("stronger", "")).lower()
+    if said in ("lower", "higher"):
+        return said == "lower"
+    scores = artifacts.get("scores")
+    flat = sorted(float(v) for row in scores for v in row) if valid_matrix(scores) else []
+    picked = []
+    for h in artifacts.get("top_heads") or []:
+        m = re.fullmatch(r"(\d+)\.(\d+)", str(h))
+        if m and flat and int(m[1]) < len(scores) and int(m[2]) < len(scores[0]):
+            picked.append(float(scores[int(m[1])][int(m[2])]))
+    if picked and flat:
+        med = flat[len(flat) // 2]
+        below, above = sum(v < med for v in picked), sum(v > med for v in picked)
+        if below != above:
+            return below > above
+    return bool(_LOWER_HINT.search(str(artifacts.get("score_name", ""))))
 
 
 def valid_matrix(m) -> bool:
@@ -83,7 +124,7 @@ def score_maps(model: str, records: dict[str, dict], scan: dict | None, heads: d
         hid = r.get("head_id")
         if valid_matrix(art.get("scores")) and hid and hid not in maps:
             maps[hid] = ScoreMap(hid, str(art.get("score_name") or f"{hid} score"), f"claim {claim_id}",
-                                 art["scores"], str(r.get("time", "")))
+                                 art["scores"], str(r.get("time", "")), lower_is_stronger(art))
     unused = []
     for method, matrix in sorted(((scan or {}).get("scores") or {}).items()):
         hid = SCAN_HEADS.get(method, method.replace("_", "-"))
@@ -115,6 +156,28 @@ def _rgb(hex_colour: str) -> str:
     return ",".join(str(int(h[i:i + 2], 16)) for i in (0, 2, 4))
 
 
+def rank_types(usable: list[ScoreMap], norms: dict, layer: int, head: int) -> list[tuple[float, ScoreMap]]:
+    """The types of one head, strongest first: by norm, ties by how far the head stands out."""
+    return sorted(((norms[m.head_id][layer][head], m) for m in usable),
+                  key=lambda t: (-round(t[0], 6), -t[1].standout(layer, head)))
+
+
+def cell_types(maps: list[ScoreMap]) -> dict[str, list[str]]:
+    """head type -> the heads ('L.H') it is named on in the grid (norm at least SHOW_AT)."""
+    norms = {m.head_id: m.normalised() for m in maps}
+    usable = [m for m in maps if norms[m.head_id] is not None]
+    out: dict[str, list[str]] = {m.head_id: [] for m in maps}
+    if not usable:
+        return out
+    n_layers, n_heads = maps[0].shape
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            for n, m in rank_types(usable, norms, layer, head):
+                if n >= SHOW_AT:
+                    out[m.head_id].append(f"{layer}.{head}")
+    return out
+
+
 def grid_html(maps: list[ScoreMap], colours: dict[str, str], labels: dict[str, str], names: dict[str, str],
               head_href: Callable[[str], str], caption: str) -> str:
     """The layer x head grid as an HTML table (one line per row), in a horizontally scrolling box."""
@@ -129,17 +192,20 @@ def grid_html(maps: list[ScoreMap], colours: dict[str, str], labels: dict[str, s
         depth = layer / max(n_layers - 1, 1)
         cells = [f'<th scope="row" title="relative depth {depth:.2f}">L{layer}</th>']
         for head in range(n_heads):
-            ranked = sorted(((norms[m.head_id][layer][head], m) for m in usable), key=lambda t: -t[0])
-            detail = "; ".join(f"{names.get(m.head_id, m.head_id)} {m.scores[layer][head]:.3g} (norm {n:.2f})"
-                               for n, m in ranked[:4])
-            title = f"{layer}.{head}: " + (detail or "no score")
-            if ranked and ranked[0][0] >= SHOW_AT:
+            ranked = rank_types(usable, norms, layer, head)
+            detail = "; ".join(f"{names.get(m.head_id, m.head_id)} {m.scores[layer][head]:.3g} (norm {n:.2f}"
+                               + (", lower is stronger" if m.lower else "") + ")" for n, m in ranked[:4])
+            title = f"L{layer}H{head}: " + (detail or "no score")
+            shown = [m for n, m in ranked if n >= SHOW_AT]
+            if shown:
                 n, m = ranked[0]
                 alpha = round(0.3 + 0.6 * n, 2)
+                text = "/".join(labels[x.head_id] for x in shown[:3]) + (f"+{len(shown) - 3}" if len(shown) > 3 else "")
                 cells.append(
-                    f'<td class="ha-cell" style="--ha-rgb:{_rgb(colours[m.head_id])};--ha-a:{alpha}">'
+                    f'<td class="ha-cell" style="--ha-rgb:{_rgb(colours[m.head_id])};--ha-a:{alpha}" '
+                    f'data-types="{escape(" ".join(x.head_id for x in shown))}">'
                     f'<a href="{escape(head_href(m.head_id))}" title="{escape(title)}">'
-                    f'<span class="ha-cell-type">{escape(labels[m.head_id])}</span>'
+                    f'<span class="ha-cell-type">{escape(text)}</span>'
                     f'<span class="ha-cell-score">{m.scores[layer][head]:.2f}</span></a></td>')
             else:
                 cells.append(f'<td class="ha-cell ha-cell-empty" title="{escape(title)}"></td>')

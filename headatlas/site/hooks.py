@@ -69,7 +69,11 @@ def on_config(config):
     docs = Path(config.docs_dir)
     notebooks, pages = _hand_written(docs)
     builder = SiteBuilder(cat, results, directory_urls=config.use_directory_urls, extra_pages=pages, scans=scans)
-    _state.update(root=root, builder=builder, generated=builder.pages(), t0=t0)
+    try:
+        generated = builder.pages()
+    except ValueError as exc:  # e.g. two head pages contradicting each other (SiteBuilder.check_membership)
+        raise PluginError(str(exc)) from None
+    _state.update(root=root, builder=builder, generated=generated, t0=t0)
     if not config.nav:
         config.nav = builder.nav(notebooks)
     return config

@@ -17,11 +17,9 @@ from typing import Any
 from headatlas.catalogue import Catalogue, HeadEntry
 from headatlas.site import atlas, figures
 from headatlas.site import verdicts as vd
-from headatlas.site.verdicts import NO_RESULT, Verdict
+from headatlas.site.verdicts import CALIBRATION, CONTROL, HELD_OUT, NO_RESULT, Verdict, head_label
 
-STATUS_CLASS = {"pass": "ha-pass", "fail": "ha-fail", "not run": "ha-not-run"}
-# The order verdicts are counted in, best first.
-VERDICT_ORDER = ["reproduced", "fail", "not found", "not run", "none"]
+ROLE_LABEL = {CALIBRATION: "calibration model", HELD_OUT: "held-out", CONTROL: "random-weights twin: must not hold"}
 
 
 @dataclass
@@ -59,17 +57,22 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def badge(status: str | None, text: str | None = None) -> str:
-    """A badge for a raw record status. Only the exact status 'pass' is ever drawn as passing."""
-    cls = STATUS_CLASS.get(status or "", "ha-none")
-    label = text or (status if status in STATUS_CLASS else NO_RESULT)
-    return f'<span class="ha-badge {cls}">{escape(label)}</span>'
+def badge(text: str | None = None) -> str:
+    """A neutral badge (no result, no claim): never drawn as passing."""
+    return f'<span class="ha-badge ha-none">{escape(text or NO_RESULT)}</span>'
 
 
 def vbadge(v: Verdict, text: str | None = None) -> str:
-    """A badge for a verdict (reproduced / fail / not found / not run), its reason on hover."""
-    title = f' title="{escape(plain(v.reason))}"' if v.reason else ""
+    """A badge for a verdict, its evidence and reason on hover. Only `Verdict.passing` is green."""
+    title = f' title="{escape(plain(v.title))}"' if v.title else ""
     return f'<span class="ha-badge {v.css}"{title}>{escape(text or v.label)}</span>'
+
+
+def term(word: str, text: str | None = None) -> str:
+    """A glossary term with its definition as hover text (<abbr>)."""
+    key = word.lower()
+    meaning = vd.TERMS.get(key) or vd.TERMS.get(key.rstrip("s")) or vd.MEANING.get(key, "")
+    return f'<abbr title="{escape(meaning)}">{escape(text or word)}</abbr>' if meaning else escape(text or word)
 
 
 def plain(text: str) -> str:
@@ -131,8 +134,12 @@ class SiteBuilder:
         self.scans = dict(scans or {})  # model -> results/scans/<model>.json (`headatlas scan`)
         # catalogue models first, then models that only have results (ad-hoc `--model` runs)
         self.models = list(cat.models) + [m for m in sorted(set(results) | set(self.scans)) if m not in cat.models]
-        self.result_models = [m for m in self.models if m in results]  # the transfer matrix's columns
         self.default_model = next((n for n, m in cat.models.items() if m.default), None)
+        self.twins = {n: m.twin_of for n, m in cat.models.items() if m.twin_of}  # random-weights twins: controls
+        # the transfer matrix's columns: the calibration model, the held-out models, then the controls
+        with_results = [m for m in self.models if m in results]
+        self.result_models = sorted(with_results, key=lambda m: [CALIBRATION, HELD_OUT, CONTROL].index(self.role(m)))
+        self.membership = self.build_membership()
         # One colour and label per head type across every model page, so a type looks the same everywhere.
         self.grid_maps = {m: atlas.score_maps(m, self.model_records(m), self.scans.get(m), cat.heads)
                           for m in self.models}
@@ -151,22 +158,139 @@ class SiteBuilder:
     def model_records(self, model: str) -> dict[str, dict]:
         return {c: r for (c, m), r in self.records.items() if m == model}
 
+    def role(self, model: str) -> str:
+        """calibration (the default model), held-out, or control (a random-weights twin)."""
+        return vd.role(model, self.default_model, self.twins)
+
+    def role_note(self, model: str) -> str:
+        """'(calibration model)', '(held-out)' or '(random-weights twin: must not hold)', with hover text."""
+        r = self.role(model)
+        word = {CALIBRATION: "calibration model", HELD_OUT: "held-out model", CONTROL: "random-weights twin"}[r]
+        return f"({term(word, ROLE_LABEL[r])})"
+
     def verdict(self, claim_id: str, model: str) -> Verdict:
-        return vd.verdict(self.records.get((claim_id, model)), model, self.default_model)
+        return vd.verdict(self.records.get((claim_id, model)), self.role(model))
 
     def verdict_counts(self, pairs) -> str:
-        """Badges counting the verdicts of (claim id, model) pairs, best first."""
-        counts: dict[str, tuple[Verdict, int]] = {}
+        """Badges counting the verdicts of (claim id, model) pairs, best first, controls last."""
+        counts: dict[tuple, tuple[Verdict, int]] = {}
         for claim_id, model in pairs:
             v = self.verdict(claim_id, model)
-            counts[v.key] = (v, counts.get(v.key, (v, 0))[1] + 1)
-        return " ".join(vbadge(Verdict(v.key, v.css, v.label, ""), f"{n} {v.label if v.key != 'none' else 'no result'}")
-                        for key, (v, n) in sorted(counts.items(), key=lambda kv: VERDICT_ORDER.index(kv[0])))
+            k = (v.role == CONTROL, vd.ORDER.index(v.key), v.label)
+            counts[k] = (v, counts.get(k, (v, 0))[1] + 1)
+        return " ".join(vbadge(Verdict(v.key, v.css, v.label, "", "", v.role),
+                               f"{n} {v.label if v.key != 'none' else 'no result'}"
+                               + (" (twin)" if v.role == CONTROL and "random" not in v.label else ""))
+                        for _, (v, n) in sorted(counts.items()))
+
+    def held_out_summary(self, pairs) -> str:
+        """'On held-out models: N holds of M' (then the calibration model and the twins), for
+        (claim id, model) pairs that have a record."""
+        by_role: dict[str, list[Verdict]] = {CALIBRATION: [], HELD_OUT: [], CONTROL: []}
+        for claim_id, model in pairs:
+            if (claim_id, model) in self.records:
+                by_role[self.role(model)].append(self.verdict(claim_id, model))
+
+        def tally(vs: list[Verdict]) -> str:
+            rest: dict[str, int] = {}
+            for v in vs:
+                if v.key != "holds":
+                    rest[v.key] = rest.get(v.key, 0) + 1
+            return ", ".join(f"{n} {k}" for k, n in sorted(rest.items(), key=lambda kv: vd.ORDER.index(kv[0])))
+
+        held = by_role[HELD_OUT]
+        parts = [f"On {term('held-out model', 'held-out models')}: **{sum(v.key == 'holds' for v in held)} holds of "
+                 f"{len(held)}**" + (f" ({tally(held)})" if tally(held) else "")]
+        cal = by_role[CALIBRATION]
+        if cal:
+            parts.append(f"on the {term('calibration model')} {self.default_model}: "
+                         f"{sum(v.key == 'holds' for v in cal)} holds of {len(cal)}"
+                         + (f" ({tally(cal)})" if tally(cal) else ""))
+        ctl = by_role[CONTROL]
+        if ctl:
+            parts.append(f"on the {term('random-weights twin', 'random-weights twin')} (must not hold): "
+                         f"{sum(v.key == 'holds' for v in ctl)} of {len(ctl)} hold")
+        return "; ".join(parts) + "."
 
     def status_badges(self, entry: HeadEntry) -> str:
         if not entry.claims:
-            return badge(None, "no claim yet")
+            return badge("no claim yet")
         return self.verdict_counts((spec.id, m) for spec in entry.claims for m in self.claim_models(spec.id))
+
+    # -- one head, many types
+    def group_head_id(self, group: str) -> str | None:
+        """The head entry a selection group names ('name movers' -> 'name-mover'), or None."""
+        key = re.sub(r"[^a-z0-9]+", "-", group.lower()).strip("-")
+        for cand in (key, key.removesuffix("s"), key.replace("-heads", "").replace("-head", "")):
+            if cand in self.cat.heads:
+                return cand
+        for hid, e in self.cat.heads.items():
+            names = [e.name, *e.aliases]
+            if any(re.sub(r"[^a-z0-9]+", "-", n.lower()).strip("-") in (key, key.removesuffix("s")) for n in names):
+                return hid
+        return None
+
+    def build_membership(self) -> dict[str, dict[str, dict[str, list[tuple[str, Verdict]]]]]:
+        """model -> head ('L.H') -> head type -> [(claim id, verdict)]: which claims chose which
+        heads, from the records' selection.heads (as the record's own head type) and
+        selection.groups (as the head type a group names; groups that name none, such as
+        controls, are left out). Random-weights twins are controls and are left out."""
+        out: dict[str, dict[str, dict[str, list[tuple[str, Verdict]]]]] = {}
+        for (claim_id, model), r in sorted(self.records.items()):
+            if self.role(model) == CONTROL or "verdict" not in r:
+                continue
+            sel = r.get("selection") or {}
+            hid = r.get("head_id")
+            chosen: list[tuple[str, str]] = [(str(h), hid) for h in sel.get("heads") or [] if hid]
+            for group, heads in (sel.get("groups") or {}).items():
+                ghid = self.group_head_id(str(group))
+                if ghid:
+                    chosen += [(str(h), ghid) for h in heads or []]
+            v = self.verdict(claim_id, model)
+            for head, t in chosen:
+                claims = out.setdefault(model, {}).setdefault(head, {}).setdefault(t, [])
+                if claim_id not in [c for c, _ in claims]:
+                    claims.append((claim_id, v))
+        return out
+
+    def shares(self, hid: str) -> dict[str, dict[str, dict[str, list[tuple[str, Verdict]]]]]:
+        """model -> head of this type -> the other types it was chosen as (with the claims)."""
+        out: dict[str, dict[str, dict[str, list[tuple[str, Verdict]]]]] = {}
+        for model, heads in self.membership.items():
+            for head, types in heads.items():
+                if hid in types and len(types) > 1:
+                    out.setdefault(model, {})[head] = {t: cs for t, cs in types.items() if t != hid}
+        return out
+
+    def check_membership(self) -> list[str]:
+        """Contradictions between head pages' "shares heads with" rows: page A saying a head of
+        model M is also of type B while page B does not say it is also of type A."""
+        problems = []
+        for a in self.cat.heads:
+            for model, heads in self.shares(a).items():
+                for head, others in heads.items():
+                    for b in others:
+                        back = self.shares(b).get(model, {}).get(head, {})
+                        if a not in back:
+                            problems.append(f"{model} {head_label(head)}: the {a} page says it is also {b}, "
+                                            f"the {b} page does not say it is also {a}")
+        return problems
+
+    def shares_fact(self, e: HeadEntry, src: str) -> str:
+        shared = self.shares(e.id)
+        if not shared:
+            return ("no head chosen by this entry's claims was chosen by another entry's claim on the same model "
+                    "(from the records' selections)")
+        parts = []
+        for model in [m for m in self.models if m in shared]:
+            heads = []
+            for head, others in sorted(shared[model].items(), key=lambda kv: tuple(map(int, kv[0].split(".")))
+                                       if re.fullmatch(r"\d+\.\d+", kv[0]) else (999, 0)):
+                heads.append(f"{head_label(head)} with " + ", ".join(
+                    f"{self.head_link(t, src)} ("
+                    + ", ".join(f"`{c}` {v.label}" for c, v in cs) + ")" for t, cs in sorted(others.items())))
+            parts.append(f"{self.model_link(model, src)}: " + "; ".join(heads))
+        return "<br>".join(parts)
 
     def last_refreshed(self, records) -> dict | None:
         """The newest of some records (by their time), or None."""
@@ -230,8 +354,12 @@ class SiteBuilder:
     # -- pages
     def pages(self) -> list[Generated]:
         cat = self.cat
+        problems = self.check_membership()
+        if problems:
+            raise ValueError("head pages contradict each other on which heads they share:\n" + "\n".join(problems))
         out = [Generated("heads/index.md", self.heads_index()),
                Generated("claims.md", self.claims_page()),
+               Generated("glossary.md", self.glossary_page(), "headatlas/site/verdicts.py"),
                Generated("transfer.md", self.transfer_page()),
                Generated("stages/index.md", self.stages_index(), "catalogue/stages.yaml"),
                Generated("methods/index.md", self.methods_index(), "catalogue/methods.yaml"),
@@ -278,6 +406,7 @@ class SiteBuilder:
                                      *({c.name: f"circuits/{c.id}.md"} for c in cat.circuits.values())]})
         nav.append({"Models": ["models/index.md", *({m: f"models/{slug(m)}.md"} for m in self.models)]})
         nav.append({"Bibliography": "bibliography.md"})
+        nav.append({"Glossary": "glossary.md"})
         if notebooks:
             nav.append({"Notebooks": list(notebooks)})
         nav += self.extra_pages
@@ -318,26 +447,37 @@ class SiteBuilder:
 
     def head_model_verdict(self, e: HeadEntry, model: str) -> tuple[Verdict, list[tuple[str, Verdict]]] | None:
         """The combined verdict of an entry's claims that apply to a model, and each claim's
-        verdict; None when no claim of the entry applies to the model."""
+        verdict; None when no claim of the entry applies to the model.
+
+        Every claim holds: holds. Some hold: partly holds. None holds: the weakest of the
+        substantive verdicts (absent, then inconclusive, then near miss). No substantive verdict:
+        error, not applicable, not run, stale, no result, in that order. On a random-weights twin:
+        holds on random weights if any claim holds there."""
         per = [(spec.id, self.verdict(spec.id, model)) for spec in e.claims if model in self.claim_models(spec.id)]
         if not per:
             return None
-        keys = {v.key for _, v in per}
-        failing = [f"{cid}: {v.label}: {v.reason}" for cid, v in per if v.key in ("fail", "not found", "not run")]
-        reason = "; ".join(failing)
-        if "fail" in keys:
-            out = Verdict("fail", "ha-fail", "fail", reason)
-        elif "not found" in keys and "reproduced" in keys:
-            out = Verdict("not found", "ha-not-found", "partly reproduced", reason)
-        elif "not found" in keys:
-            out = Verdict("not found", "ha-not-found", "not found", reason)
-        elif "reproduced" in keys:
-            out = Verdict("reproduced", "ha-pass", "reproduced", reason)
-        elif "not run" in keys:
-            out = Verdict("not run", "ha-not-run", "not run", reason)
+        r = self.role(model)
+        keys = [v.key for _, v in per]
+        reason = "; ".join(f"{cid}: {v.label}" + (f": {v.reason}" if v.reason else "")
+                           for cid, v in per if not v.passing)
+        substantive = [k for k in keys if k in ("holds", "near miss", "inconclusive", "absent")]
+        if substantive:
+            if all(k == "holds" for k in substantive) and len(substantive) == len(keys):
+                key = "holds"
+            elif "holds" in substantive:
+                key = "partly"
+            else:
+                key = next(k for k in ("absent", "inconclusive", "near miss") if k in substantive)
         else:
-            out = Verdict("none", "ha-none", NO_RESULT, "")
-        return out, per
+            key = next(k for k in ("error", "not applicable", "not run", "stale", "none") if k in keys)
+        if key == "partly":
+            if r == CONTROL:
+                return Verdict("error", vd.CSS["error"], "holds on random weights", reason, "", r), per
+            return Verdict("partly", "ha-partly", "partly holds", reason, "", r), per
+        first = next(v for _, v in per if v.key == key) if key != "holds" or r != CONTROL else per[0][1]
+        if key == "holds" and r != CONTROL:
+            return Verdict("holds", vd.CSS["holds"], "holds", "", "", r), per
+        return Verdict(first.key, first.css, first.label, reason, "", r), per
 
     def subgroup_name(self, e: HeadEntry) -> str:
         stage = self.cat.stages.get(e.stage)
@@ -357,6 +497,7 @@ class SiteBuilder:
             ("Detected with", ", ".join(self.method_link(m, src) for m in e.methods)),
             ("Claims", self.status_badges(e)),
             *([("Across models", self.across_models(e, src))] if e.claims else []),
+            *([("Shares heads with", self.shares_fact(e, src))] if e.claims else []),
             ("Last refreshed", self.refreshed_fact(e))])
         if e.stage_note:
             lines += ['!!! note "Stage"', f"    {one_line(e.stage_note)}", ""]
@@ -365,7 +506,7 @@ class SiteBuilder:
         if e.reported_in:
             lines += ["## Reported in", "", "| Model | Published heads | Task | Source | Note |", "|---|---|---|---|---|"]
             for r in e.reported_in:
-                heads = ", ".join(f"`{h}`" for h in r.heads) or "—"
+                heads = ", ".join(head_label(h) for h in r.heads) or "—"
                 lines.append(f"| {self.model_link(r.model, src)} | {heads} | {cell(r.task or '—')} | "
                              f"{self.cite(r.source, src)} | {cell(r.note or '')} |")
             lines.append("")
@@ -380,7 +521,7 @@ class SiteBuilder:
         if circuits:
             lines += ["## In circuits", ""]
             lines += [f"- [{c.name}]({rel(src, f'circuits/{c.id}.md')}): class *{cls}*, heads "
-                      + ", ".join(f"`{h}`" for h in c.classes.get(cls, [])) for c, cls in circuits] + [""]
+                      + ", ".join(head_label(h) for h in c.classes.get(cls, [])) for c, cls in circuits] + [""]
         lines += ["## Claims", ""]
         if not e.claims:
             reason = one_line(e.no_claim_reason).removeprefix("No executable claim yet").lstrip(":;,. ")
@@ -400,10 +541,14 @@ class SiteBuilder:
                         ("Test", f"`{spec.test}`"),
                         ("Control", cell(spec.control)),
                         ("Sources", ", ".join(self.cite(k, src) for k in spec.sources))])
-        lines += ["**Checks**", "", "| Check | Negative control must fail it | Tolerance | Why |", "|---|---|---|---|"]
+        lines += ["**Checks**", "",
+                  f"| Check | Must beat the {term('null')} | {term('control')} (must fail it) | {term('tolerance')} | Why |",
+                  "|---|---|---|---|---|"]
         for c in spec.checks:
-            lines.append(f"| `{c.describe(band)}` | {f'`{c.control}`' if c.control else '—'} | ±{c.tolerance:g} | "
-                         f"{cell(c.why)} |")
+            null = (f"`{c.beats_null}` at its {vd.ordinal(c.percentile if c.upper else 100 - c.percentile)} percentile"
+                    if c.beats_null else "—")
+            lines.append(f"| `{c.describe(band)}` | {null} | {f'`{c.control}`' if c.control else '—'} | "
+                         f"±{c.tolerance:g} | {cell(c.why)} |")
         lines.append("")
         for model in self.claim_models(spec.id):
             lines += self.result_section(e, spec, model, src)
@@ -422,35 +567,55 @@ class SiteBuilder:
     def result_section(self, e: HeadEntry, spec, model: str, src: str) -> list[str]:
         record = self.records.get((spec.id, model))
         lines = [f"#### Result on {model} {{ #{spec.id}--{slug(model)} }}", ""]
+        command = vd.rerun(spec.id, model)
         if record is None:
-            return lines + [f"{badge(None)} Run `headatlas verify` to record one.", ""]
+            return lines + [f"{badge()} Run `{command}` to record one.", ""]
         v = self.verdict(spec.id, model)
         sha = str(record.get("weights_sha256") or "")
         names = vd.variant_names(record)
         lines += [f'<p class="ha-result-line">{vbadge(v)} on <a href="{self.url(src, f"models/{slug(model)}.md")}">'
-                  f'{escape(model)}</a> · last refreshed '
+                  f'{escape(model)}</a> {self.role_note(model)} · last refreshed '
                   f'<strong class="ha-refreshed">{refreshed(record)}</strong> · weights '
                   f'<code title="{escape(sha)}">{escape(sha[:12] or "unknown")}</code>'
                   + (f" · {len(names)} data variants" if len(names) > 1 else "") + "</p>", ""]
-        reason = "**Why:** " + v.reason.rstrip(".")
-        if v.key == "fail":
-            lines += ['!!! failure "Fails on the default model"', f"    {reason}.", "",
-                      f"    {model} is the model this claim is checked against on every change, so this is a "
-                      "broken claim, not a property of the model.", ""]
-        elif v.key == "not found":
-            lines += [f'!!! warning "Not found on {model}"', f"    {reason}.", "",
-                      f"    A recorded result, not an error: the claim, as stated and checked on the default "
-                      f"model, does not hold on {model}.", ""]
-        elif v.key == "not run":
-            lines += ['!!! info "Not run"', f"    {reason}.", ""]
+        if v.evidence:
+            lines += [f'<p class="ha-evidence"><strong>Evidence</strong> ({term("decisive check")}): '
+                      f"{html_text(v.evidence)}</p>", ""]
+        reason = "**Why:** " + (v.reason.rstrip(".") or "no reason recorded")
+        substantive = v.key in ("absent", "near miss", "inconclusive")
+        if v.role == CONTROL:
+            if v.key == "holds":
+                lines += ['!!! failure "Holds on random weights"', f"    {reason}.", ""]
+            elif substantive:
+                lines += ['!!! success "Does not hold on random weights, as required"', f"    {reason}.", ""]
+        elif v.role == CALIBRATION and substantive:
+            lines += [f'!!! failure "{v.label.capitalize()} on the calibration model"', f"    {reason}.", "",
+                      f"    The thresholds were written against {model}, so this is a broken claim, not a property "
+                      "of the model.", ""]
+        elif substantive:
+            lines += [f'!!! warning "{v.label.capitalize()} on {model} (held-out)"', f"    {reason}.", "",
+                      "    A finding, not an error: the claim, with the thresholds calibrated on "
+                      f"{self.default_model}, does not hold on {model}.", ""]
+        if v.key == "error":
+            lines += ['!!! failure "Error"', f"    {reason}.", "",
+                      "    The test crashed or broke the protocol: this says nothing about the heads.", ""]
+        elif v.key in ("not run", "not applicable", "stale"):
+            lines += [f'!!! info "{v.label.capitalize()}"', f"    {reason}.", ""]
+        lines += [f'<p class="ha-rerun">Re-run: <code>{escape(command)}</code></p>', ""]
         lines += self.checks_table(record)
         if len(names) > 1:
             lines += self.variants_block(record)
         lines += self.evidence(e, spec, model, record, src)
         art = record.get("artifacts") or {}
+        sel = record.get("selection") or {}
         details = {"Data": mapping(vd.base_data(record)), "Parameters": mapping(record.get("params") or {}),
+                   "Heads chosen on": ("selection data " + mapping(sel["data"]) if isinstance(sel.get("data"), dict)
+                                       else f"{sel.get('from', '—')} (no data split)"),
+                   "Heads chosen": ", ".join(head_label(h) for h in sel.get("heads") or []) or "—",
+                   **{f"Group {g}": ", ".join(head_label(h) for h in hs) for g, hs in (sel.get("groups") or {}).items()},
+                   "Selection values (never checked)": mapping({k: fmt(x) for k, x in (sel.get("values") or {}).items()}),
                    "Measured (primary variant)": mapping({k: fmt(x) for k, x in (record.get("measured") or {}).items()}),
-                   "Top heads": ", ".join(art.get("top_heads") or []) or "—",
+                   "Top heads": ", ".join(head_label(h) for h in art.get("top_heads") or []) or "—",
                    "Versions": mapping(record.get("versions") or {}),
                    "Duration": f"{fmt(record.get('duration_s'))} s", "Time (UTC)": record.get("time", "—")}
         if record.get("reason"):
@@ -463,24 +628,48 @@ class SiteBuilder:
         lines += [f"    | {k} | {cell(x)} |" for k, x in details.items()] + [""]
         return lines
 
+    @staticmethod
+    def interval_text(c: dict) -> str:
+        iv = c.get("interval")
+        return f" [{vd.num(iv[0])}, {vd.num(iv[1])}]" if isinstance(iv, (list, tuple)) and len(iv) == 2 else ""
+
+    @staticmethod
+    def null_text(c: dict) -> str:
+        null = c.get("null")
+        if not isinstance(null, dict) or "at" not in null:
+            return "—"
+        beats = "✓ beats" if null.get("beats") else "✗ does not beat"
+        return (f"{beats} {vd.ordinal(null.get('percentile', 99))} pct {vd.num(null['at'])} "
+                f"(median {vd.num(null.get('median'))}, p = {vd.num(null.get('p'))}, n = {vd.num(null.get('n'))})")
+
+    @staticmethod
+    def outcome_mark(outcome: Any) -> str:
+        return {"holds": "✓ holds", "absent": "✗ absent", "inconclusive": "? inconclusive"}.get(str(outcome), "—")
+
     def checks_table(self, record: dict) -> list[str]:
-        """The headline table: each check on the primary variant, its spread over the variants,
-        and a small figure of the values against the threshold."""
+        """The headline table: each check on the primary variant with its interval, null and
+        control, its spread over the variants, and a small figure of the values against the
+        threshold."""
         by_name = vd.checks_by_name(record)
         if not by_name:
             return []
         multi = vd.is_multi(record)
-        lines = ["| Check | Measured | " + ("Spread | " if multi else "")
-                 + "Holds | Negative control (must fail) |",
-                 "|---|---|" + ("---|" if multi else "") + "---|---|"]
+        decisive = vd.decisive(record)
+        lines = [f"| Check | Measured [{term('interval')}] | " + ("Spread | " if multi else "")
+                 + f"{term('null')} | Outcome | {term('control')} (must fail) | {term('tolerance')} |",
+                 "|---|---|" + ("---|" if multi else "") + "---|---|---|---|"]
         gauges = []
         for name, results in by_name.items():
             first = results[0]
             values = vd.check_values(results, "value")
             controls = vd.check_values(results, "control_value")
-            n, held = len(results), sum(c.get("holds") is True for c in results)
-            holds = "—" if first.get("holds") is None else (
-                ("✓" if held == n else "✗") + (f" {held}/{n}" if multi else ""))
+            n, held = len(results), sum(c.get("outcome") == "holds" for c in results)
+            if multi:
+                bad = [c.get("outcome") for c in results if c.get("outcome") != "holds"]
+                outcome = (f"✓ holds {held}/{n}" if held == n
+                           else self.outcome_mark(bad[0]) + f" ({n - held} of {n})")
+            else:
+                outcome = self.outcome_mark(first.get("outcome"))
             if first.get("control"):
                 failed = sum(c.get("control_holds") is False for c in results)
                 ctrl = (f'<span title="{escape(str(first["control"]))}">{fmt(first.get("control_value"))}</span>'
@@ -492,14 +681,19 @@ class SiteBuilder:
             if parsed and values:
                 gauges.append(f'<figure class="ha-gauge-fig">{figures.gauge_svg(name, parsed, values, controls)}'
                               f"<figcaption><code>{escape(name)}</code></figcaption></figure>")
-            lines.append(f"| `{cell(name)}` | **{fmt(first.get('value'))}** | "
+            mark = " (decisive)" if decisive is not None and name == str(decisive.get("check", decisive.get("measure"))) \
+                and len(by_name) > 1 else ""
+            tol = first.get("tolerance")
+            lines.append(f"| `{cell(name)}`{mark} | **{fmt(first.get('value'))}**{self.interval_text(first)} | "
                          + (f"{vd.span(values) if len(values) > 1 else '—'} | " if multi else "")
-                         + f"{holds} | {ctrl} |")
+                         + f"{cell(self.null_text(first))} | {outcome} | {ctrl} | "
+                         + (f"±{fmt(tol)}" if vd.is_number(tol) else "—") + " |")
         lines.append("")
         if gauges:
             lines += ['<div class="ha-gauges">', *gauges, "</div>", ""]
-        lines += [("*Measured: on the primary data variant (the first the claim lists); spread: over all "
-                   f"{len(vd.variant_names(record))} variants. " if multi else "*")
+        lines += [("*Measured: on the primary held-out data variant (the first the claim lists), with its 95% "
+                   f"interval; spread: over all {len(vd.variant_names(record))} variants. " if multi
+                   else "*Measured: on the held-out data, with its 95% interval where it is averaged over prompts. ")
                   + ("Against the threshold: the shaded range passes, the line is the threshold; dots are the "
                      "measured values" + (" (filled: primary)" if multi else "") + ", crosses the negative control.*"
                      if gauges else "*"), ""]
@@ -512,21 +706,22 @@ class SiteBuilder:
         over = vd.variant_overrides(record)
         checks = record.get("checks") or []
         committed = any(c.get("committed_value") is not None for c in checks)
-        lines = [f'???+ info "Data variants: the claim must hold on each of the {len(names)}"', "",
+        lines = [f'???+ info "Held-out data variants: the claim must hold on each of the {len(names)}"', "",
                  f"    Base data: `{cell(mapping(vd.base_data(record)))}`; each variant overrides part of it.", "",
-                 "    | Variant | Check | Value | Holds | Control value |" + (" Committed value |" if committed else ""),
-                 "    |---|---|---|---|---|" + ("---|" if committed else "")]
+                 f"    | Variant | Check | Value [{term('interval')}] | {term('null')} | Outcome | {term('control')} value |"
+                 + (f" {term('committed value')} |" if committed else ""),
+                 "    |---|---|---|---|---|---|" + ("---|" if committed else "")]
         for i, name in enumerate(names):
             rows = [c for c in checks if c.get("variant") == name] or ([] if i else
                                                                       [c for c in checks if c.get("variant") is None])
             changes = mapping(over.get(name, {})) if over.get(name) else "no change"
             label = f"**{cell(name)}**{' (primary)' if i == 0 else ''}<br>`{cell(changes)}`"
             for j, c in enumerate(rows):
-                holds = "—" if c.get("holds") is None else ("✓" if c["holds"] else "✗")
                 ctrl = (f"{fmt(c.get('control_value'))} "
                         + ("✗ passes" if c.get("control_holds") else "✓ fails")) if c.get("control") else "—"
                 lines.append(f"    | {label if j == 0 else ''} | `{cell(c.get('check', c.get('measure')))}` | "
-                             f"{fmt(c.get('value'))} | {holds} | {ctrl} |"
+                             f"{fmt(c.get('value'))}{self.interval_text(c)} | {cell(self.null_text(c))} | "
+                             f"{self.outcome_mark(c.get('outcome'))}{' (decisive)' if c.get('decisive') else ''} | {ctrl} |"
                              + (f" {fmt(c.get('committed_value'))} |" if committed else ""))
         lines.append("")
         spread = vd.measure_spread(record)
@@ -611,24 +806,35 @@ class SiteBuilder:
     # -- claims overview and the transfer matrix
     def claims_page(self) -> str:
         src = "claims.md"
+        pairs = [(cid, m) for cid in self.cat.claims for m in self.claim_models(cid)]
         lines = ["---", "hide: [toc]", "---", "", "# Claims", "",
-                 "The latest result of every claim on every model: *reproduced*, *fail* (on the default model "
-                 f"{self.default_model or ''}: a broken claim), *not found* (on another model: a recorded result, the "
-                 "claim does not hold there) or *not run* (for example the weights were unavailable), never shown as "
-                 "passing. The key value is the first check's value on the primary data variant; the spread is its "
-                 f"range over all data variants. See also the [transfer matrix]({rel(src, 'transfer.md')}).",
+                 self.held_out_summary(pairs), "",
+                 f"The latest result of every claim on every model, with the protocol's verdict "
+                 f"([glossary]({rel(src, 'glossary.md')})). The thresholds were written against the "
+                 f"{term('calibration model')} {self.default_model or ''}; every other model of the literature is "
+                 f"{term('held-out model', 'held-out')}, and the {term('random-weights twin')} is a control on which "
+                 "no claim may hold. Only *holds* is drawn in green; *near miss* misses its threshold by no more than "
+                 "the check's tolerance and is not a pass. The evidence is the "
+                 f"{term('decisive check')}: its value on the primary held-out data variant with its interval, the "
+                 "null it must beat, the threshold, and the control; the spread is its range over all data variants. "
+                 f"See also the [transfer matrix]({rel(src, 'transfer.md')}).",
                  "", '<div class="ha-sortable" markdown>', "",
-                 "| Claim | Head | Model | Status | Key value | Spread | Threshold | Refreshed |",
+                 f"| Claim | Head | Model | Verdict | Evidence ({term('decisive check')}) | Spread | Refreshed | Re-run |",
                  "|---|---|---|---|---|---|---|---|"]
         for claim_id, (e, spec) in sorted(self.cat.claims.items(), key=lambda kv: (kv[1][0].name, kv[0])):
             for model in self.claim_models(claim_id):
                 r = self.records.get((claim_id, model))
                 v = self.verdict(claim_id, model)
-                check, value, spread = vd.headline(r) if r else ("", "—", "")
-                threshold = check or spec.checks[0].describe(e.layer_band.relative)
+                _, _, spread = vd.headline(r) if r else ("", "—", "")
+                shown = v.evidence or ("needs " + " and ".join(f"`{c.describe(e.layer_band.relative)}`"
+                                                                for c in spec.checks[:2]))
+                role = {CALIBRATION: "calibration", HELD_OUT: "held-out", CONTROL: "twin: must not hold"}[self.role(model)]
                 lines.append(f"| [{claim_id}]({rel(src, f'heads/{e.id}.md')}#{claim_id}) | {self.head_link(e.id, src)} | "
-                             f"{self.model_link(model, src)} | {self.status_cell(v)} | {value} | {spread or '—'} | "
-                             f"`{cell(threshold)}` | {when(r) if r else '—'} |")
+                             f"{self.model_link(model, src)}<br>"
+                             f'<span class="ha-small">{role}</span> | {self.status_cell(v)} | '
+                             f'<span class="ha-evidence">{html_text(shown).replace("|", "&#124;")}</span> | '
+                             f"{spread or '—'} | {when(r) if r else '—'} | "
+                             f'<code class="ha-cmd">{escape(vd.rerun(claim_id, model))}</code> |')
         return "\n".join(lines + ["", "</div>", ""])
 
     @staticmethod
@@ -640,29 +846,40 @@ class SiteBuilder:
     def transfer_page(self) -> str:
         src = "transfer.md"
         models = self.result_models
-        lines = ["---", "hide: [toc]", "---", "", "# Transfer across models", "",
-                 "Which head types each model has, by the claims the atlas runs on it. A row is a head entry with "
-                 "claims, a column a model with a results file. A cell combines the entry's claims that apply to "
-                 "that model:", "",
-                 f"- {vbadge(Verdict('reproduced', 'ha-pass', 'reproduced', ''))} every claim that ran holds;",
-                 f"- {vbadge(Verdict('not found', 'ha-not-found', 'not found', ''))} a claim does not hold on this "
-                 "model (*partly reproduced* when another one does): a recorded result, with the check that failed "
-                 "in the note;",
-                 f"- {vbadge(Verdict('fail', 'ha-fail', 'fail', ''))} a claim fails on the default model "
-                 f"({self.default_model or 'none'}), where every claim must hold;",
-                 f"- {vbadge(Verdict('not run', 'ha-not-run', 'not run', ''))} the claims could not run, with the "
-                 "reason in the note;",
-                 "- — no claim of the entry runs on this model.", "",
-                 "Under each badge: the top heads the scoring claim found and its key value on the primary data "
-                 "variant (with its spread over the variants). Hover over a badge for the reason.", ""]
         heads = [e for e in self.cat.heads.values() if e.claims]
+        pairs = [(spec.id, m) for e in heads for spec in e.claims for m in self.claim_models(spec.id)]
+
+        def sample(key: str, label: str = "", css: str = "") -> str:
+            return vbadge(Verdict(key, css or vd.CSS[key], label or key, ""))
+
+        lines = ["---", "hide: [toc]", "---", "", "# Transfer across models", "",
+                 self.held_out_summary(pairs), "",
+                 "Which head types each model has, by the claims the atlas runs on it. A row is a head entry with "
+                 "claims, a column a model with a results file: first the "
+                 f"{term('calibration model')} ({self.default_model or 'none'}), whose results the thresholds were "
+                 f"written against, then the {term('held-out model', 'held-out models')}, then the "
+                 f"{term('random-weights twin', 'random-weights twin')} control, on which no claim may hold. A cell "
+                 "combines the entry's claims that apply to that model:", "",
+                 f"- {sample('holds')} every claim holds;",
+                 f"- {sample('partly', 'partly holds', 'ha-partly')} some claims hold, others do not;",
+                 f"- {sample('near miss')} no claim holds, but the decisive check misses by no more than its tolerance;",
+                 f"- {sample('inconclusive')} an interval straddles the threshold, or the null or the control also "
+                 "passes;",
+                 f"- {sample('absent')} a check's whole interval lies on the wrong side of its threshold;",
+                 f"- {sample('not applicable')} the model does not do the task; {sample('error')} the test crashed "
+                 f"(never read as absent); {sample('not run')} the weights were unavailable;",
+                 f"- on the twin: {sample('absent', 'absent: as required', 'ha-control-ok')} or "
+                 f"{sample('holds', 'holds on random weights', 'ha-error')};",
+                 "- — no claim of the entry runs on this model.", "",
+                 "Under each badge: the heads the claim chose and its decisive check's value on the primary "
+                 "held-out variant (with its spread over the variants). Hover over a badge for the evidence.", ""]
         stage_order = list(self.cat.stages)
         heads.sort(key=lambda e: (stage_order.index(e.stage) if e.stage in stage_order else 9, e.name.lower()))
         if not heads or not models:
             return "\n".join(lines + ["*No results recorded yet: run `headatlas verify`.*", ""] + self.without_claims(src))
         lines += ['<div class="ha-transfer" markdown>', "",
                   "| Head type | Stage | " + " | ".join(
-                      self.model_link(m, src) + (" (default)" if m == self.default_model else "") for m in models) + " |",
+                      f"{self.model_link(m, src)}<br>{self.role_note(m)}" for m in models) + " |",
                   "|---|---|" + "---|" * len(models)]
         notes: list[str] = []
         for e in heads:
@@ -674,11 +891,12 @@ class SiteBuilder:
                     continue
                 v, per = combined
                 text = vbadge(v)
-                bad = [(cid, cv) for cid, cv in per if cv.key in ("fail", "not found", "not run", "none")]
+                bad = [(cid, cv) for cid, cv in per if not cv.passing and not cv.as_required]
                 if bad and v.key != "none":
                     notes.append(f'<li id="tf-{len(notes) + 1}"><strong>{escape(e.name)} on {escape(model)}</strong>: '
                                  + "; ".join(f'<a href="{self.url(src, f"heads/{e.id}.md", cid)}"><code>{escape(cid)}'
-                                             f"</code></a> {escape(cv.label)}" + (f": {html_text(cv.reason)}" if cv.reason else "")
+                                             f"</code></a> {escape(cv.label)}"
+                                             + (f": {html_text(cv.title)}" if cv.title else "")
                                              for cid, cv in bad) + "</li>")
                     text += f'<sup><a href="#tf-{len(notes)}" title="note {len(notes)}">{len(notes)}</a></sup>'
                 text += self.transfer_detail(per, model)
@@ -703,12 +921,13 @@ class SiteBuilder:
         return lines + [""]
 
     def transfer_detail(self, per: list[tuple[str, Verdict]], model: str) -> str:
-        """Top heads and key value of the first claim that recorded them, as small text."""
+        """The heads the first claim chose (or its top heads) and its decisive check's value, as small text."""
         bits = []
         for cid, _ in per:
-            art = (self.records.get((cid, model)) or {}).get("artifacts") or {}
-            if art.get("top_heads"):
-                bits.append("top " + ", ".join(escape(str(h)) for h in art["top_heads"][:3]))
+            r = self.records.get((cid, model)) or {}
+            heads = (r.get("selection") or {}).get("heads") or (r.get("artifacts") or {}).get("top_heads")
+            if heads:
+                bits.append("heads " + ", ".join(escape(head_label(h)) for h in heads[:3]))
                 break
         for cid, _ in per:
             r = self.records.get((cid, model))
@@ -794,14 +1013,15 @@ class SiteBuilder:
         lines = ["# Models", "", "Each model's page has its head-type grid: every head coloured by the head type it "
                  f"scores highest on. The [transfer matrix]({rel(src, 'transfer.md')}) compares models head type by "
                  "head type.", "",
-                 "| Model | Title | Layers × heads | Licence | Claims | Last refreshed |", "|---|---|---|---|---|---|"]
+                 "| Model | Role | Title | Layers × heads | Licence | Claims | Last refreshed |",
+                 "|---|---|---|---|---|---|---|"]
         for name in self.models:
             info = self.cat.models.get(name)
             recs = self.model_records(name)
-            summary = self.verdict_counts((c, name) for c in sorted(recs)) if recs else badge(None)
+            summary = self.verdict_counts((c, name) for c in sorted(recs)) if recs else badge()
             shape = f"{info.n_layers} × {info.n_heads}" if info else "—"
             latest = self.last_refreshed(recs.values())
-            lines.append(f"| {self.model_link(name, src)}{' (default)' if name == self.default_model else ''} | "
+            lines.append(f"| {self.model_link(name, src)} | {self.role_note(name)} | "
                          f"{cell(info.title if info else 'not in the catalogue')} | {shape} | "
                          f"{cell(info.licence if info else '—')} | {summary} | {when(latest) if latest else '—'} |")
         return "\n".join(lines + [""])
@@ -825,9 +1045,15 @@ class SiteBuilder:
                     ("Original", f"[{info.hub_id}](https://huggingface.co/{info.hub_id})"),
                     ("Weights from", f"{cell(where)} ({s.kind})")]
             rows += [("SHA-256", f"`{s.sha256}`")] if s.sha256 else []
-            rows += [("Default", "the model `headatlas verify` uses unless told otherwise; every claim must "
-                                 "hold on it")] if info.default else []
-            rows += [("Claims", self.verdict_counts((c, name) for c in sorted(recs)) if recs else badge(None))]
+            role = self.role(name)
+            rows += [("Role", {
+                CALIBRATION: f"{term('calibration model')}: the default model of `headatlas verify`; the claims' "
+                             "thresholds were written against it, so every claim must hold on it",
+                HELD_OUT: f"{term('held-out model', 'held-out')}: the thresholds were not tuned on it, so its "
+                          "verdicts are findings",
+                CONTROL: f"{term('random-weights twin')} of {self.model_link(str(info.twin_of), src)}: a control, "
+                         "not a model of the literature; no claim may hold on it"}[role])]
+            rows += [("Claims", self.verdict_counts((c, name) for c in sorted(recs)) if recs else badge())]
             rows += [("Last refreshed", (f'<strong class="ha-refreshed">{refreshed(latest)}</strong> (newest claim result)'
                                          if latest else "never: no claim result recorded")
                       + (f"; scan {cell(str(scan.get('time', ''))[:10])}" if scan else ""))]
@@ -835,9 +1061,9 @@ class SiteBuilder:
         lines += self.grid_section(name, src)
         lines += ["## Claim results", ""]
         if not recs:
-            return "\n".join(lines + [f"{badge(None)} Run `headatlas verify --model {name}` to record some.", ""])
+            return "\n".join(lines + [f"{badge()} Run `headatlas verify --model {name}` to record some.", ""])
         lines += ['<div class="ha-sortable" markdown>', "",
-                  "| Claim | Head | Status | Key value | Spread | Refreshed |",
+                  f"| Claim | Head | Verdict | Evidence ({term('decisive check')}) | Spread | Refreshed |",
                   "|---|---|---|---|---|---|"]
         for cid, r in sorted(recs.items()):
             if cid in self.cat.claims:
@@ -847,8 +1073,8 @@ class SiteBuilder:
             else:
                 claim, head = f"`{cid}` (no longer in the catalogue)", "—"
             v = self.verdict(cid, name)
-            check, value, spread = vd.headline(r)
-            key = f"`{cell(check)}`: {value}" if check else "—"
+            _, _, spread = vd.headline(r)
+            key = f'<span class="ha-evidence">{html_text(v.evidence).replace("|", "&#124;")}</span>' if v.evidence else "—"
             lines.append(f"| {claim} | {head} | {self.status_cell(v)} | {key} | {spread or '—'} | {when(r)} |")
         return "\n".join(lines + ["", "</div>", ""])
 
@@ -868,16 +1094,23 @@ class SiteBuilder:
                   f"that score. A cell is coloured when its best normalised score is at least {atlas.SHOW_AT:g}, more "
                   "strongly the higher it is; it shows the type's label and the raw score, and links to the head "
                   "type's page. Hover over a cell for its scores of every type. A coloured cell says the head stands "
-                  "out on that type's probe *within this model*; whether the type's claims hold is in the claim "
-                  "results below and the [transfer matrix](../transfer.md).", ""]
+                  "out on that type's probe *within this model*. Scores that are stronger the lower they are (a "
+                  "negative OV self-score suppresses the attended token) are negated first. A head that stands out "
+                  "on several types names each (up to three, then +N): one head can be of many types. Whether the "
+                  "type's claims hold is in the claim results below and the [transfer matrix](../transfer.md).", ""]
         names = {h: (self.cat.heads[h].name if h in self.cat.heads else h) for h in self.type_colours}
         lines.append(atlas.grid_html(maps, self.type_colours, self.type_labels, names,
                                      lambda hid: self.url(src, f"heads/{hid}.md"),
                                      caption=f"Head types of {name}: layer × head"))
-        lines += ["", "**Legend**", "", '<ul class="ha-legend">']
+        named = atlas.cell_types(maps)
+        lines += ["", "**Legend** (heads are written L<layer>H<head>: L24H4 is head 4 of layer 24)", "",
+                  '<ul class="ha-legend">']
         for m in maps:
-            top = max(((v, f"{layer}.{head}") for layer, row in enumerate(m.scores) for head, v in enumerate(row)),
-                      key=lambda t: t[0])
+            top = (min if m.lower else max)(((v, f"L{layer}H{head}") for layer, row in enumerate(m.scores)
+                                             for head, v in enumerate(row)), key=lambda t: t[0])
+            cells = named.get(m.head_id, [])
+            on = (f"names {len(cells)} head{'s' if len(cells) != 1 else ''}" if cells
+                  else "names no head here: every head that stands out on it stands out more on another type")
             source = (f'claim <a href="{self.url(src, f"heads/{m.head_id}.md", m.source.split()[-1])}">'
                       f"<code>{escape(m.source.split()[-1])}</code></a>" if m.source.startswith("claim ")
                       else "<code>headatlas scan</code>")
@@ -885,13 +1118,36 @@ class SiteBuilder:
             lines.append(f'<li><span class="ha-swatch" style="--ha-rgb:{atlas._rgb(self.type_colours[m.head_id])}">'
                          f"{escape(self.type_labels[m.head_id])}</span> "
                          f'<a href="{self.url(src, f"heads/{m.head_id}.md")}">{escape(names[m.head_id])}</a>: '
-                         f"{escape(m.name)}, max {top[0]:.3g} at {top[1]}, from {source}"
+                         f"{escape(m.name)}, {'strongest (lowest)' if m.lower else 'strongest'} {top[0]:.3g} at {top[1]}"
+                         f"{' (lower is stronger: negated before normalising)' if m.lower else ''}; {on}; from {source}"
                          f"{' (' + escape(m.time[:10]) + ')' if m.time else ''}{flat}</li>")
         lines += ["</ul>", ""]
         if unused:
             lines += ["Scores in the scan that name no head entry, not used for colour: "
                       + ", ".join(f"`{u}`" for u in unused) + ".", ""]
         return lines
+
+    # -- glossary
+    def glossary_page(self) -> str:
+        lines = ["# Glossary", "",
+                 "The words the claim tables use, and every verdict a claim result can carry. The verdicts are the "
+                 "claim protocol's (`headatlas/claims/runtime.py`), except *near miss*, which the site reads off "
+                 "the decisive check. Table headers that use these words show the definition on hover.", "",
+                 "## Terms", ""]
+        for word, meaning in vd.TERMS.items():
+            lines += [f"### {word.capitalize()} {{ #{slug(word)} }}", "", meaning[:1].upper() + meaning[1:] + ".", ""]
+        lines += ["## Verdicts", "", "| Verdict | Meaning |", "|---|---|"]
+        for key in vd.ORDER:
+            if key in ("none",):
+                continue
+            lines.append(f"| {vbadge(Verdict(key, vd.CSS[key], key, ''))} | {cell(vd.MEANING[key])} |")
+        lines += ["", "On the random-weights twin a claim must not hold: "
+                  f"{vbadge(Verdict('absent', 'ha-control-ok', 'absent: as required', ''))} is the expected result, "
+                  f"{vbadge(Verdict('holds', vd.CSS['error'], 'holds on random weights', ''))} means the claim's "
+                  "checks do not tell a trained model from noise.", "",
+                  "## Heads", "", "Heads are written L*layer*H*head*: L21H2 is head 2 of layer 21, both counted from "
+                  "0. The records, the heatmaps and the circuit pages write the same head as `21.2`.", ""]
+        return "\n".join(lines)
 
     # -- bibliography
     def bibliography_page(self) -> str:
