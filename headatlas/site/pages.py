@@ -150,10 +150,14 @@ class SiteBuilder:
 
     # -- lookups
     def claim_models(self, claim_id: str) -> list[str]:
-        """The claim's declared models, then any other model that has a record of it."""
+        """The claim's declared models (and, for a portable claim, their random-weights twins, as
+        the claim plugin runs it), then any other model that has a record of it."""
         _, spec = self.cat.claims[claim_id]
-        extra = sorted(m for (c, m) in self.records if c == claim_id and m not in spec.models)
-        return list(spec.models) + extra
+        models = list(spec.models)
+        if spec.portable:  # a portable claim also runs on the random-weights twin of each listed model
+            models += [t for t, of in self.twins.items() if of in spec.models and t not in models]
+        extra = sorted(m for (c, m) in self.records if c == claim_id and m not in models)
+        return models + extra
 
     def model_records(self, model: str) -> dict[str, dict]:
         return {c: r for (c, m), r in self.records.items() if m == model}
@@ -663,11 +667,14 @@ class SiteBuilder:
             first = results[0]
             values = vd.check_values(results, "value")
             controls = vd.check_values(results, "control_value")
-            n, held = len(results), sum(c.get("outcome") == "holds" for c in results)
+            n = len(results)
             if multi:
-                bad = [c.get("outcome") for c in results if c.get("outcome") != "holds"]
-                outcome = (f"✓ holds {held}/{n}" if held == n
-                           else self.outcome_mark(bad[0]) + f" ({n - held} of {n})")
+                tally: dict[str, int] = {}
+                for c in results:
+                    tally[str(c.get("outcome"))] = tally.get(str(c.get("outcome")), 0) + 1
+                order = ["absent", "inconclusive", "holds"]
+                outcome = ", ".join(f"{self.outcome_mark(o)} {k}/{n}" for o, k in
+                                    sorted(tally.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9))
             else:
                 outcome = self.outcome_mark(first.get("outcome"))
             if first.get("control"):
@@ -1010,7 +1017,9 @@ class SiteBuilder:
 
     def models_index(self) -> str:
         src = "models/index.md"
-        lines = ["# Models", "", "Each model's page has its head-type grid: every head coloured by the head type it "
+        pairs = [(cid, m) for cid in self.cat.claims for m in self.claim_models(cid)]
+        lines = ["# Models", "", self.held_out_summary(pairs), "",
+                 "Each model's page has its head-type grid: every head coloured by the head type it "
                  f"scores highest on. The [transfer matrix]({rel(src, 'transfer.md')}) compares models head type by "
                  "head type.", "",
                  "| Model | Role | Title | Layers × heads | Licence | Claims | Last refreshed |",
