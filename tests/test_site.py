@@ -602,9 +602,9 @@ def _grid_cells(md: str) -> dict[str, tuple[str, str]]:
     out = {}
     for layer, row in enumerate(re.findall(r"<tr>.*?</tr>", grid.split("<tbody>")[1], flags=re.S)):
         for head, td in enumerate(re.findall(r"<td.*?</td>", row, flags=re.S)):
-            m = re.search(r'class="ha-cell-type">([^<]*)</span><span class="ha-cell-score">([^<]*)<', td)
+            m = re.search(r'class="ha-cell-type">(.*?)</span><span class="ha-cell-score">([^<]*)<', td)
             if m:
-                out[f"{layer}.{head}"] = (m.group(1), m.group(2))
+                out[f"{layer}.{head}"] = (m.group(1).replace("<wbr>", ""), m.group(2))
     return out
 
 

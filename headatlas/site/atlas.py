@@ -205,7 +205,7 @@ def grid_html(maps: list[ScoreMap], colours: dict[str, str], labels: dict[str, s
                     f'<td class="ha-cell" style="--ha-rgb:{_rgb(colours[m.head_id])};--ha-a:{alpha}" '
                     f'data-types="{escape(" ".join(x.head_id for x in shown))}">'
                     f'<a href="{escape(head_href(m.head_id))}" title="{escape(title)}">'
-                    f'<span class="ha-cell-type">{escape(text)}</span>'
+                    f'<span class="ha-cell-type">{escape(text).replace("/", "/<wbr>")}</span>'
                     f'<span class="ha-cell-score">{m.scores[layer][head]:.2f}</span></a></td>')
             else:
                 cells.append(f'<td class="ha-cell ha-cell-empty" title="{escape(title)}"></td>')

@@ -183,8 +183,7 @@ class SiteBuilder:
             k = (v.role == CONTROL, vd.ORDER.index(v.key), v.label)
             counts[k] = (v, counts.get(k, (v, 0))[1] + 1)
         return " ".join(vbadge(Verdict(v.key, v.css, v.label, "", "", v.role),
-                               f"{n} {v.label if v.key != 'none' else 'no result'}"
-                               + (" (twin)" if v.role == CONTROL and "random" not in v.label else ""))
+                               f"{n} {v.label if v.key != 'none' else 'no result'}")
                         for _, (v, n) in sorted(counts.items()))
 
     def held_out_summary(self, pairs) -> str:
@@ -217,9 +216,17 @@ class SiteBuilder:
         return "; ".join(parts) + "."
 
     def status_badges(self, entry: HeadEntry) -> str:
+        """The verdicts of an entry's claims, counted per role: held-out models first (the headline),
+        then the calibration model, then the random-weights twin."""
         if not entry.claims:
             return badge("no claim yet")
-        return self.verdict_counts((spec.id, m) for spec in entry.claims for m in self.claim_models(spec.id))
+        pairs = [(spec.id, m) for spec in entry.claims for m in self.claim_models(spec.id)]
+        out = []
+        for r, word in ((HELD_OUT, "held-out"), (CALIBRATION, "calibration"), (CONTROL, "twin")):
+            mine = [(c, m) for c, m in pairs if self.role(m) == r]
+            if mine:
+                out.append(f'<span class="ha-small">{word}:</span> {self.verdict_counts(mine)}')
+        return " ".join(out)
 
     # -- one head, many types
     def group_head_id(self, group: str) -> str | None:
@@ -826,8 +833,9 @@ class SiteBuilder:
                  "null it must beat, the threshold, and the control; the spread is its range over all data variants. "
                  f"See also the [transfer matrix]({rel(src, 'transfer.md')}).",
                  "", '<div class="ha-sortable" markdown>', "",
-                 f"| Claim | Head | Model | Verdict | Evidence ({term('decisive check')}) | Spread | Refreshed | Re-run |",
-                 "|---|---|---|---|---|---|---|---|"]
+                 f"| Claim | Head | Model | Verdict | Evidence ({term('decisive check')}) and the command that re-runs it "
+                 "| Spread | Refreshed |",
+                 "|---|---|---|---|---|---|---|"]
         for claim_id, (e, spec) in sorted(self.cat.claims.items(), key=lambda kv: (kv[1][0].name, kv[0])):
             for model in self.claim_models(claim_id):
                 r = self.records.get((claim_id, model))
@@ -839,9 +847,9 @@ class SiteBuilder:
                 lines.append(f"| [{claim_id}]({rel(src, f'heads/{e.id}.md')}#{claim_id}) | {self.head_link(e.id, src)} | "
                              f"{self.model_link(model, src)}<br>"
                              f'<span class="ha-small">{role}</span> | {self.status_cell(v)} | '
-                             f'<span class="ha-evidence">{html_text(shown).replace("|", "&#124;")}</span> | '
-                             f"{spread or '—'} | {when(r) if r else '—'} | "
-                             f'<code class="ha-cmd">{escape(vd.rerun(claim_id, model))}</code> |')
+                             f'<span class="ha-evidence">{html_text(shown).replace("|", "&#124;")}</span><br>'
+                             f'<code class="ha-cmd">{escape(vd.rerun(claim_id, model))}</code> | '
+                             f"{spread or '—'} | {when(r) if r else '—'} |")
         return "\n".join(lines + ["", "</div>", ""])
 
     @staticmethod
@@ -897,7 +905,7 @@ class SiteBuilder:
                     row.append('<span class="ha-dim" title="no claim of this entry runs on this model">—</span>')
                     continue
                 v, per = combined
-                text = vbadge(v)
+                text = vbadge(v, "no result" if v.key == "none" else None)
                 bad = [(cid, cv) for cid, cv in per if not cv.passing and not cv.as_required]
                 if bad and v.key != "none":
                     notes.append(f'<li id="tf-{len(notes) + 1}"><strong>{escape(e.name)} on {escape(model)}</strong>: '
@@ -1112,7 +1120,7 @@ class SiteBuilder:
                                      lambda hid: self.url(src, f"heads/{hid}.md"),
                                      caption=f"Head types of {name}: layer × head"))
         named = atlas.cell_types(maps)
-        lines += ["", "**Legend** (heads are written L<layer>H<head>: L24H4 is head 4 of layer 24)", "",
+        lines += ["", "**Legend** (heads are written L*layer*H*head*: L24H4 is head 4 of layer 24)", "",
                   '<ul class="ha-legend">']
         for m in maps:
             top = (min if m.lower else max)(((v, f"L{layer}H{head}") for layer, row in enumerate(m.scores)
