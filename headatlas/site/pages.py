@@ -764,9 +764,9 @@ class SiteBuilder:
                       + "; dashed lines: the entry's layer band.*", ""]
         if self.attention_ok(art.get("attention_example")):
             ex = art["attention_example"]
-            lines += [f"![Attention pattern of head {ex.get('head', '?')} of {model} on one prompt]"
+            lines += [f"![Attention pattern of head {head_label(ex.get('head', '?'))} of {model} on one prompt]"
                       f"({rel(src, self.figure_uri(spec.id, model, 'attention'))}){{ .ha-attention}}", "",
-                      f"*Attention of head {cell(ex.get('head', '?'))} on one prompt: each row is a query token, "
+                      f"*Attention of head {cell(head_label(ex.get('head', '?')))} on one prompt: each row is a query token, "
                       "each column the token it attends to; darker is more attention.*", ""]
         if self.effects_ok(art.get("effects")):
             ef = art["effects"]
@@ -809,7 +809,7 @@ class SiteBuilder:
                     ex = art["attention_example"]
                     yield self.figure_uri(spec.id, model, "attention"), figures.attention_png(
                         [str(t) for t in ex["tokens"]], ex["pattern"],
-                        title=f"Head {ex.get('head', '?')} of {model}: attention on one prompt")
+                        title=f"Head {head_label(ex.get('head', '?'))} of {model}: attention on one prompt")
                 if self.effects_ok(art.get("effects")):
                     ef = art["effects"]
                     yield self.figure_uri(spec.id, model, "effects"), figures.effects_png(
