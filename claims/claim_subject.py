@@ -1,16 +1,21 @@
 """Subject heads (Chughtai et al. 2024): from the final position of a factual prompt, a head
 attends to the subject and what it reads there raises the subject's own attribute.
 
-Per data variant (relation template), on the facts the model gets right:
-- each head's output at the final position is split by source token (attention weight times the
+Prompts put a gap of several tokens between the subject and the final position ("The capital
+of France is, of course,"), so reading the subject is not previous-token attention. Only facts
+the model gets right are used (one memoised pass per model and template, claims/_facts.py),
+and the countries are split in two by name: heads are chosen on the selection half, frozen, and
+judged on the held-out half in every template.
+
+- Each head's output at the final position is split by source token (attention weight times the
   value vector at that key, through W_O); the part read from the subject token is passed through
   the final norm (its scale frozen) onto W_U[correct] - mean W_U[the relation's other answers]:
   how much the head, from the subject alone, prefers this subject's attribute over the other
-  attributes of the same kind (a relation-only signal cannot do that);
-- the k heads with the largest such subject-sourced attribution are chosen on one half of the
-  subjects and measured on the other half;
-- control: the same heads' subject-sourced output scored against a different subject's
-  attribute (answers permuted among the held-out subjects).
+  attributes of the same kind (a relation-only signal cannot do that).
+- The k heads with the largest such subject-sourced attribution on the selection half are the
+  subject heads. On held-out subjects: their summed attribution per prompt (bootstrapped), a null
+  of 999 head sets matched by layer, and the control of the same heads' output scored against
+  another held-out subject's attribute (answers permuted).
 """
 
 import functools
@@ -18,26 +23,14 @@ import random
 import statistics
 
 import torch
+from _facts import facts_for
 
 from headatlas.claims import claim
-from headatlas.methods.ablation import final_residual
-from headatlas.methods.scoring import fmt_head, random_heads, relative_depth
+from headatlas.methods import stats
+from headatlas.methods.scoring import fmt_head, relative_depth
 from headatlas.methods.weights import final_ln_linear, kv_group
-from headatlas.prompts.tasks import fact_prompts, subset
 
-
-MIN_KNOWN = 4  # two facts to select heads on, two to test (a derangement needs at least two)
-
-
-def last_logits(bridge, tokens, hooks=()):
-    x = final_residual(bridge, tokens, hooks)[:, -1:]
-    with torch.inference_mode():
-        return bridge.unembed(x)[:, 0].float()
-
-
-def known_facts(bridge, data):
-    """Only the prompts whose top prediction is the correct attribute."""
-    return subset(data, last_logits(bridge, data.tokens).argmax(-1) == data.answer)
+MIN_KNOWN = 8  # known facts in each half (selection, and each held-out variant)
 
 
 def source_split(bridge, tokens, sources):
@@ -77,53 +70,50 @@ def attribute_direction(bridge, answer, candidates):
     return w_u[:, answer].T - w_u[:, candidates].mean(1)[None]
 
 
+def subject_dla(bridge, facts, answer=None):
+    """Per-prompt subject-sourced attribution of every head [batch, layer, head], and attention
+    to the subject [batch, layer, head]."""
+    out, att = source_split(bridge, facts.tokens, [facts.subject_pos])
+    direction = attribute_direction(bridge, facts.answer if answer is None else answer, facts.candidates)
+    return (out * direction[:, None, None]).sum(-1), att, out
+
+
 @claim("subject-heads-dla")
 def test_subject_heads(run):
-    for _ in run.variants():
-        _measure(run)
-    run.conclude()
-
-
-def _measure(run):
-    model, p, d = run.model, run.params, run.data
+    model, p = run.model, run.params
     bridge = model.bridge
-    n_layers, n_heads = model.n_layers, model.n_heads
-    data = known_facts(bridge, fact_prompts(model.tokenizer, d["template"]))
-    n = len(data.subjects)
-    if n < MIN_KNOWN:
-        run.measure(n_known=n)
-        raise AssertionError(f"the model predicts the correct attribute for only {n} of the facts; the claim "
-                             f"needs at least {MIN_KNOWN} (half to choose heads, half to test them)")
-    order = list(range(n))
-    random.Random(int(d["seed"])).shuffle(order)
-    sel, test = sorted(order[: n // 2]), sorted(order[n // 2:])
-
-    out, att = source_split(bridge, data.tokens, [data.subject_pos])
-    dla = (out * attribute_direction(bridge, data.answer, data.candidates)[:, None, None]).sum(-1)  # [batch, layer, head]
     k = int(p["k"])
-    sel_score = dla[sel].mean(0)
-    top = [(int(i) // n_heads, int(i) % n_heads) for i in torch.argsort(sel_score.flatten(), descending=True)[:k]]
-    control = random_heads(n_layers, n_heads, k, int(p["control_seed"]), exclude=top)
-
-    # Control: the held-out subjects' answers permuted (no subject keeps its own).
-    perm = list(range(len(test)))
-    rng = random.Random(int(p["control_seed"]))
-    while any(i == j for i, j in enumerate(perm)):
-        rng.shuffle(perm)
-    wrong = data.answer[test][perm]
-    wrong_dla = (out[test] * attribute_direction(bridge, wrong, data.candidates)[:, None, None]).sum(-1)
-
-    def total(values, heads):
-        return float(sum(values[:, layer, head].mean() for layer, head in heads))
-
-    run.measure(
-        n_known=n, n_test=len(test),
-        subject_dla=total(dla[test], top), shuffled_answer_dla=total(wrong_dla, top),
-        control_heads_dla=total(dla[test], control),
-        subject_attention=total(att[test], top) / k, control_subject_attention=total(att[test], control) / k,
-        top_heads_depth=statistics.median(relative_depth(layer, n_layers) for layer, _ in top),
-    )
-    if run.is_primary:
-        run.artifact(scores=dla.mean(0).tolist(), score_name="subject-sourced attribution to the correct attribute (logits)",
-                     top_heads=[fmt_head(*h) for h in top], control_heads=[fmt_head(*h) for h in control],
-                     subjects=data.subjects)
+    sel = facts_for(run, run.selection_data, MIN_KNOWN)
+    sel_dla, _, _ = subject_dla(bridge, sel)
+    sel_score = sel_dla.mean(0)
+    order = torch.argsort(sel_score.flatten(), descending=True)[:k]
+    top = [(int(i) // model.n_heads, int(i) % model.n_heads) for i in order]
+    run.select(top, top_head_selection_dla=sel_score[top[0]], n_selection_facts=len(sel.subjects))
+    depth = statistics.median(relative_depth(layer, model.n_layers) for layer, _ in top)
+    sets = stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["null_sets"]),
+                                   seed=int(p["null_seed"]), exclude=top)
+    rows, cols = torch.tensor([h[0] for h in top]), torch.tensor([h[1] for h in top])
+    for data_spec in run.variants():
+        facts = facts_for(run, data_spec, MIN_KNOWN)
+        dla, att, out = subject_dla(bridge, facts)
+        # Control: the held-out subjects' answers permuted (no subject keeps its own).
+        n = len(facts.subjects)
+        perm = list(range(n))
+        rng = random.Random(int(p["control_seed"]))
+        while any(i == j for i, j in enumerate(perm)):
+            rng.shuffle(perm)
+        wrong = facts.answer[perm]
+        wrong_dla = (out * attribute_direction(bridge, wrong, facts.candidates)[:, None, None]).sum(-1)
+        run.measure(
+            n_known=n,
+            subject_dla=dla[:, rows, cols].sum(1), shuffled_answer_dla=wrong_dla[:, rows, cols].sum(1),
+            subject_attention=att[:, rows, cols].mean(1), top_heads_depth=depth,
+        )
+        run.null("matched_sets_dla", stats.set_sums(dla.mean(0), sets))
+        run.null("matched_sets_attention", stats.set_means(att.mean(0), sets))
+        if run.is_primary:
+            run.artifact(scores=dla.mean(0).tolist(),
+                         score_name="subject-sourced attribution to the correct attribute (logits)",
+                         top_heads=[fmt_head(*h) for h in top], subjects=facts.subjects,
+                         null_example_heads=[fmt_head(*h) for h in sets[0].tolist()])
+    run.conclude()

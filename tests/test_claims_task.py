@@ -81,3 +81,22 @@ def test_fact_prompts_positions(tok, template):
     assert not set(d.candidates.tolist()) & set(d.other_candidates.tolist())
     kept = pt.subset(d, torch.arange(len(d.subjects)) % 2 == 0)
     assert kept.subjects == d.subjects[::2]
+
+
+def test_task_prompt_pairs_share_demos_and_query(tok):
+    split = pt.task_split(tok, "antonym", seed=0)
+    clean, shuffled = pt.task_prompt_pairs(tok, split.demo, "Q: {x}\nA: {y}\n\n", n_prompts=6, n_demos=4, seed=2)
+    assert torch.equal(clean.answer, shuffled.answer)
+    pairs = dict(split.demo)
+    for row, srow in zip(clean.tokens.tolist(), shuffled.tokens.tolist()):
+        # the same tokens, moved: every demonstration's answer changes place, the query stays
+        assert sorted(row) == sorted(srow) and row != srow and row[-3:] == srow[-3:]
+        text, stext = tok.decode(row), tok.decode(srow)
+        assert len([x for x in pairs if f"Q: {x}\nA: {pairs[x]}\n" in text]) >= 4
+        assert not [x for x in pairs if f"Q: {x}\nA: {pairs[x]}\n" in stext]
+
+
+@pytest.mark.parametrize("template", ["capital-course", "capital-known", "language-course"])
+def test_gap_fact_templates_keep_the_subject_away_from_the_final_position(tok, template):
+    d = pt.fact_prompts(tok, template)
+    assert d.tokens.shape[1] - 1 - d.subject_pos >= 3

@@ -124,6 +124,32 @@ def task_prompts(tokenizer, pairs: list[tuple[str, str]], template: str, *, n_pr
     return TaskPrompts(torch.tensor(rows), torch.tensor(answers))
 
 
+def task_prompt_pairs(tokenizer, pairs: list[tuple[str, str]], template: str, *, n_prompts: int,
+                      n_demos: int, seed: int) -> tuple[TaskPrompts, TaskPrompts]:
+    """(clean, shuffled): n_prompts few-shot prompts and, row for row, the same demonstrations
+    and query with the demonstrations' answers deranged, so a per-prompt gap between correct
+    and shuffled demonstrations is defined."""
+    parts = _template_parts(template)
+    rng = random.Random(seed)
+    clean, shuffled, answers = [], [], []
+    for _ in range(n_prompts):
+        chosen = rng.sample(pairs, n_demos + 1)
+        demos, (qx, qy) = chosen[:-1], chosen[-1]
+        perm = list(range(n_demos))
+        while any(i == p for i, p in enumerate(perm)):   # a derangement
+            rng.shuffle(perm)
+        for rows, ys in ((clean, [y for _, y in demos]), (shuffled, [demos[p][1] for p in perm])):
+            seq = bos_prefix(tokenizer)
+            for (x, _), y in zip(demos, ys):
+                seq += _line(tokenizer, parts, x, y)
+            rows.append(seq + _line(tokenizer, parts, qx, None))
+        answers.append(single_token(tokenizer, " " + qy))
+    if len({len(r) for r in clean}) != 1:
+        raise ValueError("task prompts came out with different lengths")
+    answer = torch.tensor(answers)
+    return TaskPrompts(torch.tensor(clean), answer), TaskPrompts(torch.tensor(shuffled), answer)
+
+
 def zero_shot_prompts(tokenizer, pairs: list[tuple[str, str]], template: str) -> TaskPrompts:
     """One query per pair with no demonstrations: [BOS] + 'Q: x\\nA:'."""
     parts = _template_parts(template)
@@ -220,6 +246,11 @@ FACT_TEMPLATES: dict[str, tuple[str, str, str]] = {
     "capital": ("The capital of {s} is", "country-capital", "country-language"),
     "capital-city": ("The capital city of {s} is", "country-capital", "country-language"),
     "language": ("The official language of {s} is", "country-language", "country-capital"),
+    # The same relations with a gap of several tokens between the subject and the final position,
+    # so that attending from the final position to the subject is not previous-token attention.
+    "capital-course": ("The capital of {s} is, of course,", "country-capital", "country-language"),
+    "capital-known": ("The capital of {s} is known as", "country-capital", "country-language"),
+    "language-course": ("The official language of {s} is, of course,", "country-language", "country-capital"),
 }
 
 
