@@ -106,7 +106,9 @@ def write_fake_results(directory: Path) -> None:
     """The induction head on four models, in the claim protocol's records:
 
     - smollm2-135m (the calibration model): induction-scoring holds on three held-out variants;
-      induction-mean-ablation is absent, decided by its second check; previous-token-scoring holds
+      induction-mean-ablation is absent, decided by its second check (its effects chart has a bar,
+      "together", whose value is its first check's, so the chart draws that check's threshold,
+      interval and null band); previous-token-scoring holds
       and chose 17.3, which induction-scoring chose too (one head, two types).
     - gemma-3-270m (held-out): induction-scoring is a near miss (the heads sit at relative depth
       0.294, 0.006 outside the band, within the check's tolerance of 0.1); previous-token-scoring
@@ -133,11 +135,13 @@ def write_fake_results(directory: Path) -> None:
                     reason="loss_ratio = 1.2 [1.1, 1.3] fails 'loss_ratio >= 2'", top_heads=["18.6", "17.3", "17.4"],
                     selection={"data": {"seed": 10}, "heads": ["18.6", "17.3", "17.4"],
                                "groups": {"previous-token heads": ["16.0"], "control": ["3.1", "9.2"]}},
-                    artifacts={"effects": {"labels": ["18.6", "17.3", "17.4", "control 3.1", "control 9.2"],
-                                           "values": [0.3, 0.1, 0.02, 0.01, 0.0], "ylabel": "loss increase (nats)",
-                                           "control": [False, False, False, True, True]}},
+                    artifacts={"effects": {"labels": ["18.6", "17.3", "17.4", "18.6, 17.3 and 17.4 together",
+                                                      "control 3.1", "control 9.2"],
+                                           "values": [0.3, 0.1, 0.02, 0.42, 0.01, 0.0], "ylabel": "loss increase (nats)",
+                                           "control": [False, False, False, False, True, True]}},
                     checks=[fake_check("loss_increase >= 0.1", "loss_increase", 0.42, "holds", interval=[0.38, 0.45],
-                                       threshold=0.1, control=("control_loss_increase", 0.01, False)),
+                                       threshold=0.1, control=("control_loss_increase", 0.01, False),
+                                       null={"at": 0.05}),
                             fake_check("loss_ratio >= 2", "loss_ratio", 1.2, "absent", interval=[1.1, 1.3],
                                        threshold=2, tolerance=0.2, decisive=True,
                                        why="loss_ratio = 1.2 [1.1, 1.3] fails 'loss_ratio >= 2'")]),

@@ -201,11 +201,19 @@ def test_home_to_induction_page_shows_badges_and_heatmap(page, base_url, tmp_pat
     in_view(page, absent)
     assert absent.inner_text().strip() == "absent"
     in_view(page, page.locator(".ha-badge.ha-not-run").first)
+    lead = page.locator("img.ha-lead-figure")  # one figure near the top, before the claims
+    in_view(page, lead)
+    assert lead.bounding_box()["y"] < page.locator("#claims").bounding_box()["y"]
+    # checks, data variants, figures and provenance are one click away
+    checks = page.locator("details", has_text="Checks, data variants, figures and provenance on smollm2-135m").first
+    assert not checks.locator("table").first.is_visible()
+    checks.locator("summary").first.click()
     tolerance = page.locator("th abbr", has_text="tolerance").first
     in_view(page, tolerance)
     assert "near miss" in tolerance.get_attribute("title")
     in_view(page, page.locator("svg.ha-gauge").first)
 
+    page.locator("#induction-mean-ablation--smollm2-135m ~ details summary").first.click()
     for selector in ("img.ha-heatmap", "img.ha-attention", "img.ha-effects"):
         img = page.locator(selector).first
         in_view(page, img)
@@ -295,8 +303,8 @@ def test_search_finds_the_induction_page(page, base_url):
 # ---------------------------------------------------------------------------- phone width
 
 
-@pytest.mark.parametrize("path", ["", "heads/induction/", "models/smollm2-135m/", "transfer/", "claims/",
-                                  "notebooks/find-induction-heads/"])
+@pytest.mark.parametrize("path", ["", "heads/", "heads/induction/", "models/smollm2-135m/", "transfer/", "claims/",
+                                  "notebooks/find-induction-heads/", "circuits/ioi-gpt2-small/"])
 def test_phone_width_does_not_scroll_the_page_sideways(phone, base_url, path, tmp_path):
     phone.goto(base_url + path, wait_until="load")
     width = phone.evaluate("document.documentElement.scrollWidth")
@@ -312,3 +320,95 @@ def test_phone_width_does_not_scroll_the_page_sideways(phone, base_url, path, tm
             assert box is not None and box <= PHONE["width"], (path, box)
     shot(phone, tmp_path, "phone-" + (path.strip("/").replace("/", "-") or "home"))
     assert phone.errors == [], phone.errors
+
+
+def test_phone_width_keeps_every_column_of_the_head_index_on_screen(phone, base_url, tmp_path):
+    """At 390 px the index is one card per head: the verdicts are on screen, not in a sideways scroll."""
+    phone.goto(base_url + "heads/", wait_until="load")
+    row = _index_row(phone, "Induction head")
+    for cell in (row.locator("td.ha-verdicts"), row.locator("td.ha-desc"), row.locator(".ha-mv").last):
+        cell.scroll_into_view_if_needed()
+        box = cell.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    # notebook code cells use the width of the screen
+    phone.goto(base_url + "notebooks/find-induction-heads/", wait_until="load")
+    widths = phone.evaluate("Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputArea-editor'))"
+                            ".map(e => e.getBoundingClientRect().width)")
+    assert widths and min(widths) > 0.75 * PHONE["width"], widths
+    shot(phone, tmp_path, "phone-notebook")
+
+
+# ---------------------------------------------------------------------------- the head index
+
+
+def _index_row(page, name: str):
+    return page.locator(".ha-index tbody tr").filter(has=page.locator("td:first-child",
+                                                                      has_text=re.compile(f"^{re.escape(name)}$")))
+
+
+def test_head_index_has_a_description_and_a_badge_per_model(page, base_url):
+    page.goto(base_url + "heads/")
+    row = _index_row(page, "Induction head")
+    assert row.locator("td.ha-desc").inner_text().startswith("Completes patterns of the form [A][B] ... [A] -> [B].")
+    models = row.locator(".ha-mv").evaluate_all("els => els.map(e => e.dataset.model)")
+    assert models == ["smollm2-135m", "gemma-3-270m", "gpt2", "smollm2-135m-random"], models
+    assert row.locator(".ha-mv[data-model=gemma-3-270m] .ha-badge.ha-near-miss").is_visible()
+    assert row.locator(".ha-mv[data-model=gpt2] .ha-badge.ha-not-run").is_visible()
+    # measured and absent is not "no claim yet"
+    measured = _index_row(page, "Correct-letter head")
+    assert measured.locator(".ha-badge.ha-measured-absent").inner_text() == "measured: absent"
+    none = _index_row(page, "Safety head")
+    assert none.locator(".ha-badge.ha-none").inner_text() == "no claim yet"
+    # near-duplicates link each other
+    assert measured.get_by_role("link", name="Correct head (MCQA)").is_visible()
+    assert _index_row(page, "Correct head (MCQA)").get_by_role("link", name="Correct-letter head").is_visible()
+    assert page.errors == [], page.errors
+
+
+def test_head_index_filters_by_stage_status_and_model(page, base_url):
+    page.goto(base_url + "heads/")
+    shown = page.locator(".ha-index tbody tr:not([hidden])")
+    total = shown.count()
+    page.select_option("select[data-facet=stage]", "LR")
+    stages = shown.evaluate_all("rows => rows.map(r => r.dataset.stage)")
+    assert stages and set(stages) == {"LR"} and len(stages) < total
+    assert "Induction head" in shown.all_inner_texts()[0] or any("Induction head" in t for t in shown.all_inner_texts())
+    page.select_option("select[data-facet=stage]", "")
+    page.select_option("select[data-facet=model]", "gemma-3-270m")
+    page.select_option("select[data-facet=status]", "near miss")
+    names = shown.locator("td:first-child").all_inner_texts()
+    assert names == ["Induction head"], names
+    page.select_option("select[data-facet=status]", "inconclusive")
+    assert shown.locator("td:first-child").all_inner_texts() == ["Previous-token head"]
+    # the text filter and the facets combine
+    page.get_by_placeholder("Filter rows…").fill("induction")
+    assert shown.count() == 0
+    page.get_by_placeholder("Filter rows…").fill("")
+    assert shown.locator("td:first-child").all_inner_texts() == ["Previous-token head"]
+    page.select_option("select[data-facet=model]", "")
+    page.select_option("select[data-facet=status]", "measured: absent")
+    names = shown.locator("td:first-child").all_inner_texts()
+    assert "Correct-letter head" in names and "Safety head" not in names
+    assert shown.locator(".ha-badge.ha-measured-absent").count() == len(names)
+    page.select_option("select[data-facet=status]", "")
+    assert shown.count() == total
+    assert page.errors == [], page.errors
+
+
+def test_charts_draw_thresholds_and_circuits_draw_the_flow(page, base_url):
+    page.goto(base_url + "heads/induction/")
+    img = page.locator("img.ha-effects").first
+    src = img.evaluate("i => i.src")
+    svg = page.request.get(src).text()
+    assert 'id="ha-threshold"' in svg and 'id="ha-null-band"' in svg
+    page.goto(base_url + "circuits/ioi-gpt2-small/")
+    svg = page.locator("svg.ha-circuit-svg").first
+    in_view(page, svg)
+    edges = svg.locator("path.ha-flow-edge").evaluate_all("ps => ps.map(p => p.dataset.from + ' > ' + p.dataset.to)")
+    for edge in ("previous token > induction", "induction > S-inhibition", "duplicate token > S-inhibition",
+                 "S-inhibition > name mover", "name mover > logits"):
+        assert edge in edges, edges
+    # readable at page width: the class names are drawn at 11 px or more
+    size = svg.locator(".ha-flow-name").first.evaluate("t => t.getBoundingClientRect().height")
+    assert size >= 11, size
+    assert page.errors == [], page.errors

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -45,10 +46,6 @@ def table_row(html: str, text: str) -> str:
     rows = [r for r in re.findall(r"<tr>.*?</tr>", html, flags=re.S) if text in r]
     assert len(rows) == 1, f"expected one table row containing {text!r}, found {len(rows)}"
     return rows[0]
-
-
-def edit_link(html: str) -> str:
-    return next(a["href"] for a in Tags(html).tags["a"] if a.get("rel") == "edit")
 
 
 # ---------------------------------------------------------------------------- the main build
@@ -129,7 +126,7 @@ def test_result_has_a_table_per_data_variant_and_the_spread(built_site):
 
 def test_head_page_shows_when_it_was_last_refreshed(built_site):
     html = page(built_site.path, "heads/induction")
-    facts = html[:html.index('id="summary"')]
+    facts = html[:html.index('id="claims"')]
     assert "Last refreshed" in facts and "2026-01-03" in facts  # the newest record (gemma's)
     assert "No result" not in facts
 
@@ -147,21 +144,39 @@ def test_heatmap_is_a_png_next_to_the_page(built_site):
 def test_attention_example_and_effects_become_figures(built_site):
     tags = Tags(page(built_site.path, "heads/induction")).tags["img"]
     page_dir = built_site.path / "heads" / "induction"
-    for cls, name in (("ha-attention", "induction-scoring-smollm2-135m-attention.png"),
-                      ("ha-effects", "induction-mean-ablation-smollm2-135m-effects.png")):
+    for cls, name, magic in (("ha-attention", "induction-scoring-smollm2-135m-attention.png", PNG),
+                             ("ha-effects", "induction-mean-ablation-smollm2-135m-effects.svg", b"<?xml")):
         imgs = [i for i in tags if cls in i.get("class", "")]
         assert len(imgs) == 1, cls
         assert imgs[0]["src"].endswith(name)
-        assert (page_dir / imgs[0]["src"]).resolve().read_bytes().startswith(PNG)
+        assert (page_dir / imgs[0]["src"]).resolve().read_bytes().startswith(magic)
+    svg = (page_dir / imgs[0]["src"]).resolve().read_text()
+    # horizontal bars with value labels; the check whose value is a bar gives the dashed threshold
+    # line, that bar's interval and the null band; controls are grey
+    assert 'id="ha-threshold"' in svg and 'id="ha-null-band"' in svg and 'id="ha-null-at"' in svg
+    assert "0.42 [0.38, 0.45]" in svg and "needs &gt;= 0.1" in svg
+    assert "together" in svg and "control 9.2" in svg  # labels are text, wrapped, never truncated
+    grey = re.search(r'<g id="ha-bar-5">.*?</g>', svg, flags=re.S).group(0)
+    assert "#9e9e9e" in grey and "#3949ab" in re.search(r'<g id="ha-bar-0">.*?</g>', svg, flags=re.S).group(0)
+    caption = page(built_site.path, "heads/induction")
+    assert "dashed red line: the check&#x27;s threshold" in caption or "dashed red line: the check's threshold" in caption
     # records without those artifacts (gemma) get no such figure, and no error
     assert not (built_site.path / "heads" / "induction-scoring-gemma-3-270m-attention.png").exists()
 
 
 def test_not_run_is_shown_as_not_run_never_as_passing(built_site):
-    published = section(page(built_site.path, "heads/induction"), "induction-gpt2-published")
-    assert re.search(r'<span class="ha-badge ha-not-run"[^>]*>not run</span>', published)
-    assert "ha-holds" not in published
-    assert "weights unavailable offline (fake reason for the site test)" in published
+    html = page(built_site.path, "heads/induction")
+    # said once per page, with its reason, where the page says where the head holds; no date for a run
+    # that never happened
+    lead = html[:html.index('id="claims"')]
+    where = table_row(lead, "Where it holds")
+    assert re.search(r'>gpt2</a> <span class="ha-badge ha-not-run"[^>]*>not run</span>', where)
+    assert "weights unavailable offline (fake reason for the site test)" in where
+    assert len(re.findall(r'class="ha-badge ha-not-run"', html)) == 1
+    assert re.sub(r'title="[^"]*"', "", html).count("weights unavailable offline") == 1
+    published = section(html, "induction-gpt2-published", "papers")
+    assert "ha-holds" not in published and "ha-refreshed" not in published
+    assert "headatlas verify --claim induction-gpt2-published --model gpt2" in published
     row = table_row(page(built_site.path, "claims"), "induction-gpt2-published")
     assert "ha-not-run" in row and "ha-holds" not in row
     assert "ha-not-run" in table_row(page(built_site.path, "models/gpt2"), "induction-gpt2-published")
@@ -194,7 +209,7 @@ def test_claims_page_lists_every_claim_on_every_model(built_site):
 
 def test_claims_page_headlines_held_out_counts(built_site):
     html = page(built_site.path, "claims")
-    intro = html[html.index("<h1"):html.index('class="ha-sortable"')]
+    intro = html[html.index("<h1"):html.index('class="ha-sortable')]
     assert re.search(r'On <abbr title="[^"]+">held-out models</abbr>: <strong>0 holds of 3</strong> '
                      r"\(1 near miss, 1 inconclusive, 1 not run\)", intro), intro
     assert "smollm2-135m: 2 holds of 3 (1 absent)" in intro
@@ -266,11 +281,11 @@ def test_twin_model_page_says_it_is_a_control(built_site):
 
 def test_head_pages_share_heads_from_the_records_selections(built_site):
     induction = page(built_site.path, "heads/induction")
-    facts = induction[:induction.index('id="summary"')]
+    facts = induction[:induction.index('id="claims"')]
     row = table_row(facts, "Shares heads with")
     assert "L17H3 with" in row and 'href="../previous-token/"' in row and "previous-token-scoring</code> holds" in row
     previous = page(built_site.path, "heads/previous-token")
-    back = table_row(previous[:previous.index('id="summary"')], "Shares heads with")
+    back = table_row(previous[:previous.index('id="claims"')], "Shares heads with")
     assert "L17H3 with" in back and 'href="../induction/"' in back
     assert "L16H0" not in back  # chosen as previous-token twice (its own claim and a group): one type, not shared
     assert "smollm2-135m-random" not in row + back  # the twin's choices are noise, not membership
@@ -291,11 +306,43 @@ def test_model_page_without_scores_says_how_to_get_them(built_site):
     assert "ha-grid" not in html and "No score matrix recorded for this model yet" in html
 
 
-def test_edit_links_open_the_source_file(built_site):
-    repo = "https://github.com/head-atlas/head-atlas/edit/main/"
-    assert edit_link(page(built_site.path, "heads/induction")) == repo + "heads/induction.yaml"
-    assert edit_link(page(built_site.path, "methods/scoring")) == repo + "catalogue/methods.yaml"
-    assert edit_link((built_site.path / "index.html").read_text()) == repo + "docs/index.md"
+def test_no_edit_links_to_a_repository_that_does_not_exist(built_site):
+    """The project names no public repository: no page links to one to edit or view its source."""
+    for html in (page(built_site.path, "heads/induction"), page(built_site.path, "methods/scoring"),
+                 (built_site.path / "index.html").read_text()):
+        assert not any(a.get("rel") == "edit" for a in Tags(html).tags["a"])
+        assert "github.com/head-atlas" not in html and 'class="md-source"' not in html
+
+
+def test_claim_test_files_have_source_pages(built_site):
+    html = page(built_site.path, "heads/induction")
+    link = re.search(r'<a href="([^"]*source/claims/claim_induction/)"><code>claims/claim_induction.py</code></a>', html)
+    assert link, "the Test row links to the source page"
+    src = page(built_site.path, "source/claims/claim_induction")
+    code = re.search(r'<div class="highlight"><pre>(.*?)</pre>', src, flags=re.S).group(1)
+    shown = unescape(re.sub(r"<[^>]+>", "", code))
+    assert shown.strip() == (ROOT / "claims" / "claim_induction.py").read_text().strip()  # the whole file
+    assert 'href="../../../heads/induction/#induction-scoring"' in src
+
+
+def test_notebooks_can_be_downloaded(built_site):
+    for name in ("find-induction-heads", "trace-ioi-circuit"):
+        html = page(built_site.path, f"notebooks/{name}")
+        assert f'<a href="{name}.ipynb" download>' in html
+        nb = built_site.path / "notebooks" / name / f"{name}.ipynb"
+        assert json.loads(nb.read_text())["cells"], nb
+
+
+def test_bibliography_disambiguates_same_author_year(built_site):
+    html = page(built_site.path, "bibliography")
+    assert "et al.." not in html and "et al.." not in page(built_site.path, "heads/induction")
+    cat = load_catalogue(ROOT)
+    shorts: dict[str, list[str]] = {}
+    for key, ref in cat.bibliography.items():
+        shorts.setdefault(ref.short, []).append(key)
+    clash = sorted(next(keys for keys in shorts.values() if len(keys) > 1))
+    short = cat.bibliography[clash[0]].short
+    assert f">{short[:-1]}a)" in html and f">{short[:-1]}b)" in html
 
 
 def test_every_entry_has_its_page_and_citations_resolve(built_site):
@@ -313,7 +360,7 @@ def test_every_entry_has_its_page_and_citations_resolve(built_site):
 
 def test_heads_table_is_sortable_and_lists_every_head(built_site):
     html = page(built_site.path, "heads")
-    assert 'class="ha-sortable"' in html and "javascripts/table.js" in html
+    assert 'class="ha-sortable ha-index"' in html and "javascripts/table.js" in html
     assert (built_site.path / "javascripts" / "table.js").is_file()
     for hid in load_catalogue(ROOT).heads:
         assert f'href="../{hid}/"' in html or f'href="{hid}/"' in html, hid
@@ -456,7 +503,7 @@ def variant_site(tmp_path_factory, build_site):
 
 def test_entry_without_claims_says_so(variant_site):
     html = page(variant_site.path, "heads/previous-token")
-    assert "No executable claim yet" in html
+    assert "No claim yet" in html and 'class="ha-badge ha-none"' in html
     assert "Scoring it needs a probe we have not written yet (test reason)." in html
     assert "ha-heatmap" not in html
 
@@ -473,9 +520,12 @@ def test_without_results_every_claim_says_no_result_yet(variant_site):
 
 
 def test_circuit_graph_and_benchmark_pages_appear_when_defined(variant_site, built_site):
-    png = variant_site.path / "circuits" / "ioi.png"
-    assert png.read_bytes().startswith(PNG)
-    assert 'src="../ioi.png"' in page(variant_site.path, "circuits/ioi")
+    html = page(variant_site.path, "circuits/ioi")
+    svg = re.search(r'<svg class="ha-circuit-svg".*?</svg>', html, flags=re.S).group(0)
+    # information flow, not "related entries": previous token -> induction, name mover -> logits
+    assert 'data-from="previous token" data-to="induction"' in svg
+    assert 'data-from="name mover" data-to="logits"' in svg
+    assert 'href="../../heads/induction/"' in svg
     bench = page(variant_site.path, "benchmarks/test-bench")
     assert 'href="../../heads/previous-token/"' in bench
     if not load_catalogue(ROOT).circuits:
@@ -522,8 +572,10 @@ def test_circuit_page_sets_the_found_circuit_beside_the_published_one():
         "artifacts": {circuit.found_by.artifact: found}}}}}
     site = SiteBuilder(cat, results)
     files = {g.src_uri: g.content for g in site.pages()}
-    assert files[f"circuits/{cid}-smollm2-135m.png"].startswith(PNG)
     md = files[f"circuits/{cid}.md"]
+    found_svg = md.split("## As found in smollm2-135m")[1]
+    assert f'data-class="{first}"' in found_svg and "3.1  3.2" in found_svg
+    assert 'class="ha-flow-missing"' in found_svg  # a class with no head found is drawn dashed
     row = next(line for line in md.splitlines() if line.startswith(f"| {first} |"))
     assert all(f"`{h}`" in row for h in published[first])   # published heads
     assert "`3.1`, `3.2`" in row and "(depth 0.1" in row       # found heads, with relative depth
@@ -532,7 +584,7 @@ def test_circuit_page_sets_the_found_circuit_beside_the_published_one():
     # Without any record of the finding claim, the page is the published circuit alone.
     alone = {g.src_uri: g.content for g in SiteBuilder(cat, {}).pages()}
     assert "side by side" not in alone[f"circuits/{cid}.md"]
-    assert not any(k.startswith(f"circuits/{cid}-") for k in alone)
+    assert "## As found in" not in alone[f"circuits/{cid}.md"]
 
 
 def test_committed_results_put_the_default_models_ioi_circuit_on_the_circuit_page():
@@ -543,7 +595,7 @@ def test_committed_results_put_the_default_models_ioi_circuit_on_the_circuit_pag
     results = {p.stem: json.loads(p.read_text()) for p in (ROOT / "results").glob("*.json")}
     found = results["smollm2-135m"]["records"][circuit.found_by.claim]["artifacts"][circuit.found_by.artifact]
     md = SiteBuilder(cat, results).circuit_page(cid)
-    assert f"({cid}-smollm2-135m.png)" in md
+    assert "## As found in smollm2-135m" in md
     for cls, heads in found.items():
         row = next(line for line in md.splitlines() if line.startswith(f"| {cls} |"))
         assert all(f"`{h}`" in row for h in heads)
@@ -674,3 +726,24 @@ def test_membership_is_one_table_and_pages_cannot_contradict_it():
     assert problems and "L24H4" in problems[0]
     with pytest.raises(ValueError, match="contradict"):
         site.pages()
+
+
+def test_near_duplicate_entries_link_each_other_and_say_why(built_site):
+    correct, letter = page(built_site.path, "heads/correct"), page(built_site.path, "heads/correct-letter")
+    for html, other in ((correct, "correct-letter"), (letter, "correct")):
+        lead = html[:html.index('id="claims"')]
+        assert "Near-duplicate entry" in lead and f'href="../{other}/"' in lead
+        assert "two papers found them with different methods" in lead
+    index = page(built_site.path, "heads")
+    row = re.search(r"<tr [^>]*>(?:(?!</tr>).)*>Correct-letter head</a></td>.*?</tr>", index, flags=re.S).group(0)
+    assert "Near-duplicate of <a" in row and 'href="correct/"' in row
+
+
+def test_head_page_leads_with_what_the_head_does_and_where_it_holds(built_site):
+    html = page(built_site.path, "heads/induction")
+    lead = html[:html.index('id="claims"')]
+    assert lead.index('class="ha-lead"') < lead.index("Where it holds") < lead.index("ha-lead-figure")
+    assert lead.count("<img") == 1  # one figure before the claims
+    # checks, variants and provenance are collapsed (pymdownx.details), one click away
+    claims = html[html.index('id="claims"'):]
+    assert claims.count("<details") >= 6 and "<details open" not in claims.split("Held-out data variants")[0]

@@ -39,13 +39,15 @@
       var shown = 0;
       rows.forEach(function (row) {
         var text = row.textContent.toLowerCase();
-        var ok = words.every(function (w) { return text.indexOf(w) !== -1; });
+        var ok = row.dataset.haFacet !== "0" &&  // hidden by a facet filter (facets.js)
+          words.every(function (w) { return text.indexOf(w) !== -1; });
         row.hidden = !ok;
         if (ok) shown += 1;
       });
       count.textContent = shown + " of " + rows.length + " rows";
     }
     filter.addEventListener("input", applyFilter);
+    table.addEventListener("ha-refilter", applyFilter);
     applyFilter();
 
     Array.prototype.forEach.call(table.tHead ? table.tHead.rows[0].cells : [], function (th, index) {

@@ -10,6 +10,8 @@ import functools
 import hashlib
 import io
 import json
+import re
+import textwrap
 from html import escape
 from pathlib import Path
 
@@ -188,22 +190,91 @@ def _token_label(token: str) -> str:
     return text if len(text) <= 14 else text[:13] + "…"
 
 
-@cached
-def effects_png(labels: list[str], values: list[float], *, ylabel: str, title: str,
-                control: list[bool] | None = None) -> bytes:
-    """A bar per labelled effect (e.g. the loss increase from ablating each head), controls grey."""
+_CONTROL_LABEL = re.compile(r"\b(control|random|matched sets?|null|baseline|none)\b", re.I)
+
+
+def is_control_label(label: str) -> bool:
+    """A bar that is a comparison, not the treatment: 'control heads', '5 random heads', 'median of 39
+    matched sets', 'none'."""
+    return bool(_CONTROL_LABEL.search(str(label)))
+
+
+def _svg(fig) -> str:
+    """SVG text with real <text> (not glyph paths), no date and stable ids, so rebuilds are identical."""
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "headatlas"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def effects_svg(labels: list[str], values: list[float], *, xlabel: str, title: str,
+                control: list[bool] | None = None, intervals: list | None = None,
+                threshold: tuple[float, ...] = (), threshold_label: str = "",
+                null_band: tuple[float, float] | None = None, null_label: str = "",
+                null_at: float | None = None) -> str:
+    """A horizontal bar per labelled effect, the labels wrapped beside the bars, as SVG.
+
+    Treatment bars are indigo, control bars grey; each bar is labelled with its value and, where
+    known, its 95% interval (also drawn as a whisker). `threshold` draws the check's threshold as a
+    dashed line (two lines for a band), `null_band` shades the null distribution's 5th-95th
+    percentiles and `null_at` marks the percentile the value must beat. The threshold line, null
+    band and bars carry ids (ha-threshold, ha-null-band, ...) so the SVG can be checked."""
     n = len(values)
-    fig, ax = plt.subplots(figsize=(min(1.6 + 0.45 * n, 11), 3.0))
-    colours = ["#9e9e9e" if (control and i < len(control) and control[i]) else "#3949ab" for i in range(n)]
-    ax.bar(range(n), values, color=colours)
-    ax.axhline(0, color="black", lw=0.6)
-    ax.set_xticks(range(n), [_token_label(x) for x in labels], rotation=45 if n > 6 else 0,
-                  ha="right" if n > 6 else "center", fontsize=8)
-    ax.set_ylabel(ylabel, fontsize=9)
-    ax.set_title(title, fontsize=10)
+    control = [bool(control[i]) if control and i < len(control) else is_control_label(labels[i]) for i in range(n)]
+    wrapped = [textwrap.fill(str(x), 30) for x in labels]
+    lines = [w.count("\n") + 1 for w in wrapped]
+    height = 0.9 + sum(0.2 + 0.17 * k for k in lines)
+    fig, ax = plt.subplots(figsize=(7.2, max(1.8, height)))
+    ys, y = [], 0.0
+    for k in lines:
+        step = 0.6 + 0.35 * k
+        ys.append(y + step / 2)
+        y += step
+    extent = [0.0, *values, *threshold, *(null_band or ()), *([null_at] if null_at is not None else [])]
+    for iv in intervals or []:
+        if iv:
+            extent += list(iv)
+    lo, hi = min(extent), max(extent)
+    span = (hi - lo) or 1.0
+    if null_band:
+        ax.axvspan(null_band[0], null_band[1], color="#9e9e9e", alpha=0.22, lw=0, gid="ha-null-band")
+    if null_at is not None:
+        ax.axvline(null_at, color="#616161", ls=":", lw=1.3, gid="ha-null-at")
+    for i, (v, yy) in enumerate(zip(values, ys)):
+        ax.barh(yy, v, height=0.5, color="#9e9e9e" if control[i] else "#3949ab", gid=f"ha-bar-{i}")
+        iv = (intervals or [None] * n)[i] if intervals and i < len(intervals) else None
+        text = num(v)
+        if iv:
+            ax.errorbar(v, yy, xerr=[[v - iv[0]], [iv[1] - v]], fmt="none", ecolor="black", elinewidth=1, capsize=3)
+            text += f" [{num(iv[0])}, {num(iv[1])}]"
+        right = max(v, iv[1] if iv else v)
+        left = min(v, iv[0] if iv else v)
+        if v >= 0:
+            ax.text(right + 0.015 * span, yy, text, va="center", ha="left", fontsize=8.5)
+        else:
+            ax.text(left - 0.015 * span, yy, text, va="center", ha="right", fontsize=8.5)
+    for j, t in enumerate(threshold):
+        ax.axvline(t, color="#c62828", ls="--", lw=1.6, gid=f"ha-threshold{'-' + str(j) if j else ''}")
+    ax.axvline(0, color="black", lw=0.7)
+    ax.set_yticks(ys, wrapped, fontsize=8.5)
+    ax.set_ylim(y, 0)
+    pad = 0.28 * span
+    ax.set_xlim(lo - (pad if lo < 0 else 0.04 * span), hi + pad)
+    ax.set_xlabel(textwrap.fill(xlabel, 70), fontsize=9)
+    ax.set_title(title, fontsize=10, loc="left", pad=6 + 12 * bool(threshold) + 12 * bool(null_band))
+    ax.tick_params(axis="x", labelsize=8)
     for side in ("right", "top"):
         ax.spines[side].set_visible(False)
-    return _png(fig)
+    top = ax.get_xaxis_transform()  # x in data, y in axes (1 = above the first bar)
+    for j, t in enumerate(threshold):
+        ax.text(t, 1.0, (threshold_label or f"threshold {num(t)}") if j == 0 else num(t), transform=top,
+                color="#c62828", fontsize=8, ha="center", va="bottom", gid="ha-threshold-label")
+    if null_band:
+        ax.annotate(null_label or "null: 5th-95th pct", ((null_band[0] + null_band[1]) / 2, 1.0), xycoords=top,
+                    xytext=(0, 12 if threshold else 0), textcoords="offset points", color="#424242", fontsize=7.5,
+                    ha="center", va="bottom", style="italic")
+    return _svg(fig)
 
 
 def gauge_svg(check: str, parsed: tuple[str, str, float, float], values: list[float],
@@ -244,3 +315,95 @@ def gauge_svg(check: str, parsed: tuple[str, str, float, float], values: list[fl
 
 def num(value: float) -> str:
     return f"{value:g}" if float(value).is_integer() else f"{value:.3g}"
+
+
+# The IOI circuit's information flow (Wang et al. 2023, Figure 2), between class names of
+# catalogue/circuits.yaml: previous-token heads feed induction heads; induction and duplicate-token
+# heads write "S is duplicated" to the end position, where S-inhibition heads read it and steer the
+# queries of the name movers (and of the negative and backup name movers), which write to the logits.
+FLOW = [("previous token", "induction"), ("induction", "S-inhibition"), ("duplicate token", "S-inhibition"),
+        ("S-inhibition", "name mover"), ("S-inhibition", "negative name mover"),
+        ("S-inhibition", "backup name mover"), ("name mover", "logits"), ("negative name mover", "logits"),
+        ("backup name mover", "logits")]
+
+
+def flow_rows(classes: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
+    """Classes in rows, top to bottom in the order information flows: a class sits one row above
+    the nearest row of the classes it feeds (so every edge spans one row where it can), sinks such
+    as the logits at the bottom; in the given order within a row."""
+    nodes = list(dict.fromkeys([*classes, *(x for e in edges for x in e)]))
+    height: dict[str, int] = {}
+
+    def h(c: str, seen=()) -> int:  # longest path from c to a sink
+        if c not in height:
+            succ = [b for a, b in edges if a == c and b not in seen]
+            height[c] = 1 + max((h(b, (*seen, c)) for b in succ), default=-1)
+        return height[c]
+
+    top = max((h(c) for c in nodes), default=0)
+    rows: dict[int, list[str]] = {}
+    for c in nodes:
+        rows.setdefault(top - h(c), []).append(c)
+    return [rows[k] for k in sorted(rows)]
+
+
+def circuit_svg(classes: dict[str, list[str]], edges: list[tuple[str, str]], *, title: str,
+                hrefs: dict[str, str] | None = None, palette: tuple[str, ...] = (), colours: list[str] = ()) -> str:
+    """A circuit as inline SVG: one box per class of heads (its name, its heads as layer.head, a link
+    to its head entry), in rows from top to bottom in the order information flows, with an arrow
+    for each edge of the flow, ending at the logits. A class with no head is drawn dashed, 'none
+    found'. Sized to be read at page width (about 700 px) without scaling the text down."""
+    hrefs = hrefs or {}
+    rows = flow_rows(list(classes), edges)
+    w, hgap, vgap, pad, line, per_line = 210, 24, 40, 8, 18, 4
+
+    def box_h(c: str) -> float:
+        return 40 if c not in classes else 36 + line * max(1, -(-len(classes[c]) // per_line))
+
+    widest = max(len(r) for r in rows)
+    width = pad * 2 + widest * w + (widest - 1) * hgap
+    row_h = [max(box_h(c) for c in r) for r in rows]
+    height = pad * 2 + 28 + sum(row_h) + vgap * (len(rows) - 1)
+    pos: dict[str, tuple[float, float, float]] = {}
+    y = pad + 28
+    for r, rh in zip(rows, row_h):
+        x = pad + (width - 2 * pad - (len(r) * w + (len(r) - 1) * hgap)) / 2
+        for c in r:
+            pos[c] = (x, y, box_h(c))
+            x += w + hgap
+        y += rh + vgap
+    parts = [f'<svg class="ha-circuit-svg" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
+             f'xmlns="http://www.w3.org/2000/svg" aria-label="{escape(title)}">',
+             f"<title>{escape(title)}</title>",
+             '<defs><marker id="ha-flow-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+             'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="currentColor"/></marker></defs>',
+             f'<text x="{pad}" y="{pad + 15}" class="ha-circuit-title">{escape(title)}</text>']
+    for a, b in edges:
+        if a in pos and b in pos:
+            xa, ya, ha = pos[a]
+            xb, yb, _ = pos[b]
+            x1, y1, x2, y2 = xa + w / 2, ya + ha, xb + w / 2, yb - 2
+            mid = (y1 + y2) / 2
+            parts.append(f'<path class="ha-flow-edge" data-from="{escape(a)}" data-to="{escape(b)}" '
+                         f'd="M{x1:.1f},{y1:.1f} C{x1:.1f},{mid:.1f} {x2:.1f},{mid:.1f} {x2:.1f},{y2:.1f}" '
+                         'fill="none" stroke="currentColor" stroke-width="1.6" marker-end="url(#ha-flow-arrow)"/>')
+    for c, (x, y, h) in pos.items():
+        if c not in classes:  # an output node such as the logits
+            parts.append(f'<g class="ha-flow-out"><rect x="{x:.1f}" y="{y:.1f}" width="{w}" height="{h}" rx="20"/>'
+                         f'<text x="{x + w / 2:.1f}" y="{y + h / 2 + 5:.1f}" text-anchor="middle" '
+                         f'class="ha-flow-name">{escape(c)}</text></g>')
+            continue
+        hs = classes[c]
+        k = palette.index(c) if c in palette else len(palette) + list(classes).index(c)
+        colour = colours[k % len(colours)] if colours else "#3949ab"
+        body = [f'<rect x="{x:.1f}" y="{y:.1f}" width="{w}" height="{h}" rx="8" style="--ha-class:{colour}"'
+                + (' class="ha-flow-missing"' if not hs else "") + "/>",
+                f'<text x="{x + 10:.1f}" y="{y + 21:.1f}" class="ha-flow-name">{escape(c)}</text>']
+        lines = [hs[i:i + per_line] for i in range(0, len(hs), per_line)] or [["none found"]]
+        for j, row in enumerate(lines):
+            body.append(f'<text x="{x + 10:.1f}" y="{y + 40 + j * line:.1f}" class="ha-flow-heads">'
+                        f"{escape('  '.join(row))}</text>")
+        g = f'<g class="ha-flow-class" data-class="{escape(c)}">{"".join(body)}</g>'
+        parts.append(f'<a href="{escape(hrefs[c])}">{g}</a>' if c in hrefs else g)
+    parts.append("</svg>")
+    return "".join(parts)

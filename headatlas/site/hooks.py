@@ -1,8 +1,9 @@
 """mkdocs hook (named in mkdocs.yml) that adds the generated pages to every build.
 
 on_config loads the catalogue and results once and sets the navigation; on_files hands mkdocs
-the generated pages and images as virtual files and points each page's "edit" button at the
-file a contributor should change (a head page at heads/<id>.yaml, hand-written pages at docs/).
+the generated pages and images as virtual files. There are no "edit" links: the project names no
+public repository (mkdocs.yml sets no repo_url). Notebook pages get a link to download their
+.ipynb, which mkdocs-jupyter copies next to the page (include_source).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import re
 import sys
 import time
+from html import escape
 from pathlib import Path
 
 try:
@@ -24,8 +26,8 @@ from mkdocs.structure.files import File
 
 from headatlas.catalogue import CatalogueError, find_root, load_catalogue
 from headatlas.claims.results import ResultStore, results_dir
-from headatlas.site import figures
-from headatlas.site.pages import SiteBuilder
+from headatlas.site import figures, seeds
+from headatlas.site.pages import Generated, SiteBuilder
 
 log = logging.getLogger("mkdocs.hooks.headatlas")
 _state: dict = {}
@@ -73,28 +75,21 @@ def on_config(config):
         generated = builder.pages()
     except ValueError as exc:  # e.g. two head pages contradicting each other (SiteBuilder.check_membership)
         raise PluginError(str(exc)) from None
+    studies = seeds.load_studies(results_dir(root))  # toy-model seed study (headatlas seeds)
+    text, images = seeds.page(studies)
+    generated += [Generated(seeds.PAGE, text), *(Generated(uri, png) for uri, png in images)]
     _state.update(root=root, builder=builder, generated=generated, t0=t0)
     if not config.nav:
-        config.nav = builder.nav(notebooks)
+        config.nav = builder.nav(notebooks) + [{"Seed study (toy models)": seeds.PAGE}]
     return config
 
 
 def on_files(files, config):
     builder = _state["builder"]
-    repo = Path(config.config_file_path).resolve().parent  # mkdocs.yml sits at the repository root
-    try:
-        docs_prefix = Path(config.docs_dir).resolve().relative_to(repo).as_posix()
-    except ValueError:
-        docs_prefix = None
-    for f in files:
-        if f.generated_by is None:
-            f.edit_uri = f"{docs_prefix}/{f.src_uri}" if docs_prefix else None
     for g in _state["generated"]:
         if files.get_file_from_path(g.src_uri) is not None:
             raise PluginError(f"docs/{g.src_uri} would hide a generated page; rename or delete it")
-        f = File.generated(config, g.src_uri, content=g.content)
-        f.edit_uri = g.edit_uri
-        files.append(f)
+        files.append(File.generated(config, g.src_uri, content=g.content))
     log.info(f"headatlas: generated {len(_state['generated'])} files from {len(builder.cat.heads)} head entries "
              f"and {len(builder.records)} results in {time.perf_counter() - _state['t0']:.2f} s")
     return files
@@ -127,4 +122,7 @@ def strip_remote_scripts(html: str) -> str:
 def on_page_content(html, page, config, files):
     if page.file.src_uri.endswith(".ipynb"):
         html = strip_remote_scripts(html)
+        name = escape(Path(page.file.src_uri).name)
+        html = (f'<p class="ha-download"><a href="{name}" download>Download this notebook ({name})</a>: it runs '
+                "as it is in the project's environment (<code>.venv</code>), offline.</p>" + html)
     return html

@@ -8,6 +8,7 @@ Each page also names the repository file it was generated from (`edit_uri`), so 
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from dataclasses import dataclass
@@ -104,7 +105,7 @@ def facts(rows: list[tuple[str, str]]) -> list[str]:
 def first_sentence(text: str) -> str:
     """The first sentence of a paragraph (up to the first full stop followed by a space)."""
     text = " ".join(str(text).split())
-    m = re.search(r"(?<!\b[A-Z])(?<!e\.g)(?<!i\.e)(?<!et al)\.(\s|$)", text)
+    m = re.search(r"(?<!\b[A-Z])(?<!e\.g)(?<!i\.e)(?<!et al)(?<!\.\.)\.(\s|$)", text)
     return text[: m.start() + 1] if m else text
 
 
@@ -305,17 +306,31 @@ class SiteBuilder:
 
     def last_refreshed(self, records) -> dict | None:
         """The newest of some records (by their time), or None."""
-        records = [r for r in records if r and r.get("time")]
+        records = [r for r in records if r and r.get("time")  # a run that never happened has no date
+                   and r.get("verdict", r.get("status")) != "not run"]
         return max(records, key=lambda r: str(r["time"])) if records else None
+
+    def short(self, key: str) -> str:
+        """'Jin et al. (2024a)': the reference's short form, with a letter when two references
+        share it (ordered by key)."""
+        if not hasattr(self, "_shorts"):
+            groups: dict[str, list[str]] = {}
+            for k in sorted(self.cat.bibliography):
+                groups.setdefault(self.cat.bibliography[k].short, []).append(k)
+            self._shorts = {}
+            for short, keys in groups.items():
+                for i, k in enumerate(keys):
+                    self._shorts[k] = short if len(keys) == 1 else re.sub(r"\)$", chr(ord("a") + i) + ")", short)
+        return self._shorts.get(key, key)
 
     def cite(self, key: str, src: str, full: bool = False) -> str:
         ref = self.cat.bibliography.get(key)
         if ref is None:
             return key
-        short = f"[{ref.short}]({rel(src, 'bibliography.md')}#{key})"
+        short = f"[{self.short(key)}]({rel(src, 'bibliography.md')}#{key})"
         if not full:
             return short
-        return f"{short}: *{ref.title}*. {ref.venue}. {self.ref_links(key)}"
+        return f"{short}: *{ref.title.rstrip('.')}*. {ref.venue.rstrip('.')}. {self.ref_links(key)}"
 
     def ref_links(self, key: str) -> str:
         ref = self.cat.bibliography[key]
@@ -380,6 +395,8 @@ class SiteBuilder:
             edit = cat.head_files[hid].relative_to(cat.root).as_posix()
             out.append(Generated(f"heads/{hid}.md", self.head_page(entry), edit))
             out += [Generated(uri, png) for uri, png in self.figures(entry)]
+        for path in self.source_files():
+            out.append(Generated(self.source_uri(path), self.source_page(path), path))
         for sid in cat.stages:
             out.append(Generated(f"stages/{sid}.md", self.stage_page(sid), "catalogue/stages.yaml"))
         for mid in cat.methods:
@@ -418,6 +435,8 @@ class SiteBuilder:
         nav.append({"Models": ["models/index.md", *({m: f"models/{slug(m)}.md"} for m in self.models)]})
         nav.append({"Bibliography": "bibliography.md"})
         nav.append({"Glossary": "glossary.md"})
+        if self.source_files():
+            nav.append({"Claim test files": [{p: self.source_uri(p)} for p in sorted(self.source_files())]})
         if notebooks:
             nav.append({"Notebooks": list(notebooks)})
         nav += self.extra_pages
@@ -425,18 +444,79 @@ class SiteBuilder:
 
     # -- heads
     def heads_index(self) -> str:
+        """Every entry: what it is (one line) and where it holds (a badge per model), with filters
+        by stage, status and model (javascripts/facets.js) besides the text filter and sorting
+        (javascripts/table.js)."""
         src = "heads/index.md"
-        lines = ["---", "hide: [toc]", "---", "", "# All heads", "",
-                 "Every head entry of the atlas. Click a column title to sort; type to filter.", "",
-                 '<div class="ha-sortable" markdown>', "",
-                 "| Head | Stage | Sub-group | Layer band | Models reported | Claim status |",
-                 "|---|---|---|---|---|---|"]
+        models = [m for m in self.result_models]
+        rows, statuses = [], {}
         for e in sorted(self.cat.heads.values(), key=lambda e: e.name.lower()):
-            reported = ", ".join(sorted({r.model for r in e.reported_in})) or "—"
-            lines.append(f"| {self.head_link(e.id, src)} | [{e.stage}]({rel(src, f'stages/{e.stage}.md')}) | "
-                         f"{cell(self.subgroup_name(e))} | {self.band(e)} | {cell(reported)} | "
-                         f"{self.status_badges(e)} |")
-        return "\n".join(lines + ["", "</div>", ""])
+            per_model: dict[str, str] = {}
+            badges = []
+            if e.claims:
+                for model in models:
+                    combined = self.head_model_verdict(e, model)
+                    if combined is None:
+                        continue
+                    v = combined[0]
+                    key = "no result" if v.key == "none" else ("as required" if v.as_required else v.key)
+                    if v.role == CONTROL and v.key == "holds":
+                        key = "holds on random weights"
+                    per_model[model] = key
+                    statuses[key] = v
+                    short = {CONTROL: "twin"}.get(self.role(model), model)
+                    badges.append(f'<span class="ha-mv" data-model="{escape(model)}"><span class="ha-mv-name">'
+                                  f"{escape(short)}</span> {vbadge(v, 'no result' if v.key == 'none' else None)}</span>")
+                status = "|".join(sorted({k for m, k in per_model.items() if self.role(m) != CONTROL}))
+            else:
+                key, label, css = self.no_claim_status(e)
+                statuses[label] = None
+                badges.append(self.no_claim_badge(e))
+                status = label
+            desc = first_sentence(e.summary)
+            dup = self.near_duplicates(e)
+            if dup:
+                desc_html = html_text(desc) + "".join(
+                    f'<br><span class="ha-small">Near-duplicate of <a href="{self.url(src, f"heads/{r.head}.md")}">'
+                    f"{escape(self.cat.heads[r.head].name)}</a>: "
+                    f"{html_text(one_line(r.relation).removeprefix('near-duplicate:').strip())}</span>" for r in dup)
+            else:
+                desc_html = html_text(desc)
+            stage = self.cat.stages.get(e.stage)
+            rows.append(
+                f'<tr data-stage="{escape(e.stage)}" data-status="{escape(status)}" '
+                f"data-verdicts='{escape(json.dumps(per_model), quote=True)}'>"
+                f'<td><a href="{self.url(src, f"heads/{e.id}.md")}">{escape(e.name)}</a></td>'
+                f'<td class="ha-desc">{desc_html}</td>'
+                f'<td><a href="{self.url(src, f"stages/{e.stage}.md")}" title="{escape(stage.name if stage else "")}">'
+                f'{escape(e.stage)}</a> <br><span class="ha-small">{escape(self.subgroup_name(e))}</span></td>'
+                f"<td>{self.band(e)}</td>"
+                f'<td class="ha-verdicts">{" ".join(badges)}</td></tr>')
+        legend = ("A badge per model says whether the entry's claims hold there (hover for the evidence); "
+                  "an entry without a claim says why: <em>measured: absent</em> (a probe ran and found nothing), "
+                  "<em>measured: not established</em>, <em>no model here does the task</em>, or <em>no claim "
+                  "yet</em> (nothing was measured).")
+        opts = lambda xs: "".join(f'<option value="{escape(x)}">{escape({"partly": "partly holds"}.get(x, x))}</option>'  # noqa: E731
+                                  for x in xs)
+        order = [*vd.ORDER, "partly", "as required", "holds on random weights", "no result"]
+        status_opts = sorted(statuses, key=lambda k: (order.index(k) if k in order else 50, k))
+        lines = ["---", "hide: [toc]", "---", "", "# All heads", "",
+                 "Every head entry of the atlas: what it is, and where its claims hold. Click a column title to "
+                 "sort; filter by stage, status and model, or type to filter.", "",
+                 f'<p class="ha-small">{legend}</p>', "",
+                 '<div class="ha-facets" markdown="0">'
+                 '<label>Stage <select data-facet="stage"><option value="">all</option>'
+                 + "".join(f'<option value="{escape(s.id)}">{escape(s.id)}: {escape(s.name)}</option>'
+                           for s in self.cat.stages.values()) + "</select></label>"
+                 '<label>Status <select data-facet="status"><option value="">all</option>'
+                 + opts(status_opts) + "</select></label>"
+                 '<label>Model <select data-facet="model"><option value="">all</option>' + opts(models)
+                 + "</select></label></div>", "",
+                 '<div class="ha-sortable ha-index" markdown="0"><table>'
+                 "<thead><tr><th>Head</th><th>What it does</th><th>Stage</th><th>Layer band</th>"
+                 "<th>Where it holds</th></tr></thead><tbody>",
+                 *rows, "</tbody></table></div>", ""]
+        return "\n".join(lines)
 
     def refreshed_fact(self, e: HeadEntry) -> str:
         latest = self.last_refreshed(self.records.get((spec.id, m)) for spec in e.claims
@@ -495,24 +575,41 @@ class SiteBuilder:
         return next((g.name for g in stage.subgroups if g.id == e.subgroup), e.subgroup) if stage else e.subgroup
 
     def head_page(self, e: HeadEntry) -> str:
+        """What the head does, where it holds (one verdict per model) and one figure first; each
+        claim's verdict per model next; checks, data variants, figures and provenance one click
+        away (collapsed); the literature last."""
         src = f"heads/{e.id}.md"
         stage = self.cat.stages.get(e.stage)
         # Head pages are the atlas's entries: rank them above pages that merely mention the head.
         lines = ["---", "search:", "  boost: 3", "---", "", f"# {e.name}", ""]
         if e.aliases:
             lines += ["*Also called:* " + ", ".join(e.aliases), ""]
+        lines += [f'<p class="ha-lead" id="summary">{html_text(one_line(e.summary))}</p>', ""]
+        for r in self.near_duplicates(e):
+            lines += ['!!! tip "Near-duplicate entry: ' + cell(self.cat.heads[r.head].name) + '"',
+                      f"    {self.head_link(r.head, src)}: {one_line(r.relation).removeprefix('near-duplicate:').strip()}",
+                      ""]
+        where = self.where_it_holds(e, src) if e.claims else self.no_claim_badge(e) + " " + escape(
+            first_sentence(e.no_claim_reason))
         lines += facts([
+            ("Where it holds", where),
             ("Stage", f"[{cell(stage.name if stage else e.stage)} ({e.stage})]({rel(src, f'stages/{e.stage}.md')})"
                       f" › {cell(self.subgroup_name(e))}"),
             ("Layer band", f"{self.band(e)} of depth (0 = first layer, 1 = last): {cell(e.layer_band.note)}"),
             ("Detected with", ", ".join(self.method_link(m, src) for m in e.methods)),
-            ("Claims", self.status_badges(e)),
-            *([("Across models", self.across_models(e, src))] if e.claims else []),
             *([("Shares heads with", self.shares_fact(e, src))] if e.claims else []),
-            ("Last refreshed", self.refreshed_fact(e))])
+            *([("Last refreshed", self.refreshed_fact(e))] if e.claims else [])])
+        lines += self.lead_figure(e, src)
         if e.stage_note:
-            lines += ['!!! note "Stage"', f"    {one_line(e.stage_note)}", ""]
-        lines += ["## Summary", "", e.summary, "", "## Papers", ""]
+            lines += ['??? note "Why this stage"', f"    {one_line(e.stage_note)}", ""]
+        lines += ["## Claims", ""]
+        if not e.claims:
+            reason = one_line(e.no_claim_reason).removeprefix("No executable claim yet").lstrip(":;,. ")
+            lines += [f'!!! info "{self.no_claim_status(e)[1].capitalize()}"',
+                      f"    {reason[:1].upper() + reason[1:] or 'No reason given.'}", ""]
+        for spec in e.claims:
+            lines += self.claim_section(e, spec, src)
+        lines += ["## Papers", ""]
         lines += [f"- {self.cite(k, src, full=True)}" for k in e.papers] + [""]
         if e.reported_in:
             lines += ["## Reported in", "", "| Model | Published heads | Task | Source | Note |", "|---|---|---|---|---|"]
@@ -533,47 +630,132 @@ class SiteBuilder:
             lines += ["## In circuits", ""]
             lines += [f"- [{c.name}]({rel(src, f'circuits/{c.id}.md')}): class *{cls}*, heads "
                       + ", ".join(head_label(h) for h in c.classes.get(cls, [])) for c, cls in circuits] + [""]
-        lines += ["## Claims", ""]
-        if not e.claims:
-            reason = one_line(e.no_claim_reason).removeprefix("No executable claim yet").lstrip(":;,. ")
-            lines += ['!!! info "No executable claim yet"', f"    {reason[:1].upper() + reason[1:] or 'No reason given.'}", ""]
-        for spec in e.claims:
-            lines += self.claim_section(e, spec, src)
         return "\n".join(lines)
+
+    def near_duplicates(self, e: HeadEntry) -> list:
+        """The entry's `related` rows whose relation starts 'near-duplicate', for entries whose head
+        exists."""
+        return [r for r in e.related if str(r.relation).lower().startswith("near-duplicate") and r.head in self.cat.heads]
+
+    def where_it_holds(self, e: HeadEntry, src: str) -> str:
+        """One line per model: the combined verdict of the entry's claims on it; a model where
+        nothing ran says so once, with the reason."""
+        out = []
+        for model in self.result_models + [m for m in self.models if m not in self.result_models]:
+            combined = self.head_model_verdict(e, model)
+            if combined is None:
+                continue
+            v, per = combined
+            note = ""
+            if v.key in ("not run", "not applicable", "error"):
+                why = next((cv.reason for _, cv in per if cv.key == v.key and cv.reason), "")
+                note = f' <span class="ha-small">{html_text(why)}</span>' if why else ""
+            role = {CALIBRATION: " (calibration)", CONTROL: " (twin: must not hold)"}.get(self.role(model), "")
+            out.append(f'<span class="ha-where"><a href="{self.url(src, f"models/{slug(model)}.md")}">'
+                       f"{escape(model)}</a>{role} {vbadge(v, 'no result' if v.key == 'none' else None)}{note}</span>")
+        link = f'<a href="{self.url(src, "transfer.md")}">transfer matrix</a>'
+        return ("<br>".join(out) + f'<br><span class="ha-small">Hover a badge for the evidence; compare in the {link}.'
+                "</span>") if out else f"no model has results yet ({link})"
+
+    NO_CLAIM = [  # (pattern on the reason, key, label, css): a head type measured without a claim is not "no claim yet"
+        (r"^Measured and absent|\beffect is absent\b", "measured-absent", "measured: absent", "ha-measured-absent"),
+        (r"^Measured\b|not established|not concentrated", "measured-unclear", "measured: not established",
+         "ha-measured-unclear"),
+        (r"does not (do|handle|solve)|too weak|does not arise|do not write", "task-not-done",
+         "no model here does the task", "ha-measured-na"),
+    ]
+
+    def no_claim_status(self, e: HeadEntry) -> tuple[str, str, str]:
+        """(key, label, css) of an entry without a claim, read off its reason: measured and absent,
+        measured but not established, the models do not do the task, or no claim yet."""
+        reason = one_line(e.no_claim_reason)
+        for pattern, key, label, css in self.NO_CLAIM:
+            if re.search(pattern, reason):
+                return key, label, css
+        return "no-claim", "no claim yet", "ha-none"
+
+    def no_claim_badge(self, e: HeadEntry) -> str:
+        key, label, css = self.no_claim_status(e)
+        return f'<span class="ha-badge {css}" title="{escape(first_sentence(e.no_claim_reason))}">{escape(label)}</span>'
+
+    def lead_figure(self, e: HeadEntry, src: str) -> list[str]:
+        """One figure for the top of a head page: the score heatmap on the calibration model (else
+        on the first model that has one), else an effects chart."""
+        order = sorted(((spec, m) for spec in e.claims for m in self.claim_models(spec.id)),
+                       key=lambda t: [CALIBRATION, HELD_OUT, CONTROL].index(self.role(t[1])))
+        for kind in ("", "effects"):
+            for spec, model in order:
+                art = (self.records.get((spec.id, model)) or {}).get("artifacts") or {}
+                ok = atlas.valid_matrix(art.get("scores")) if not kind else self.effects_ok(art.get("effects"))
+                if ok:
+                    what = (f"{art.get('score_name', 'score')} of every head (layer × head)" if not kind
+                            else str(art["effects"].get("ylabel", "effect")))
+                    return [f"![{what} on {model}]({rel(src, self.figure_uri(spec.id, model, kind))})"
+                            "{ .ha-lead-figure }", "",
+                            f'<p class="ha-caption">{escape(what[:1].upper() + what[1:])} on {escape(model)}, from '
+                            f'claim <a href="#{spec.id}"><code>{escape(spec.id)}</code></a>'
+                            + ("; red boxes: its top heads." if not kind else ".") + "</p>", ""]
+        return []
 
     def claim_section(self, e: HeadEntry, spec, src: str) -> list[str]:
         band = e.layer_band.relative
         lines = [f"### Claim `{spec.id}` {{ #{spec.id} }}", "", f"> {one_line(spec.statement)}", ""]
-        lines += facts([("Models", ", ".join(self.model_link(m, src) for m in spec.models)),
-                        ("Method", self.method_link(spec.method, src)),
-                        ("Data", f"`{cell(mapping({k: v for k, v in spec.data.items() if k != 'variants'}))}`"),
-                        *([("Data variants", self.spec_variants(spec.data))] if spec.data.get("variants") else []),
-                        ("Parameters", f"`{cell(mapping(spec.params))}`"),
-                        ("Test", f"`{spec.test}`"),
-                        ("Control", cell(spec.control)),
-                        ("Sources", ", ".join(self.cite(k, src) for k in spec.sources))])
-        lines += ["**Checks**", "",
-                  f"| Check | Must beat the {term('null')} | {term('control')} (must fail it) | {term('tolerance')} | Why |",
-                  "|---|---|---|---|---|"]
+        for model in self.claim_models(spec.id):
+            lines += self.result_section(e, spec, model, src)
+        lines += ['??? abstract "How this claim is tested: models, data, checks, the test file"', ""]
+        lines += ["    " + x if x else "" for x in facts([
+            ("Models", ", ".join(self.model_link(m, src) for m in spec.models)),
+            ("Method", self.method_link(spec.method, src)),
+            ("Data", f"`{cell(mapping({k: v for k, v in spec.data.items() if k != 'variants'}))}`"),
+            *([("Data variants", self.spec_variants(spec.data))] if spec.data.get("variants") else []),
+            ("Parameters", f"`{cell(mapping(spec.params))}`"),
+            ("Test", self.test_link(spec.test, src)),
+            ("Control", cell(spec.control)),
+            ("Sources", ", ".join(self.cite(k, src) for k in spec.sources))])]
+        lines += ["    **Checks**", "",
+                  f"    | Check | Must beat the {term('null')} | {term('control')} (must fail it) | {term('tolerance')} | Why |",
+                  "    |---|---|---|---|---|"]
         for c in spec.checks:
             null = (f"`{c.beats_null}` at its {vd.ordinal(c.percentile if c.upper else 100 - c.percentile)} percentile"
                     if c.beats_null else "—")
-            lines.append(f"| `{c.describe(band)}` | {null} | {f'`{c.control}`' if c.control else '—'} | "
+            lines.append(f"    | `{c.describe(band)}` | {null} | {f'`{c.control}`' if c.control else '—'} | "
                          f"±{c.tolerance:g} | {cell(c.why)} |")
         lines.append("")
-        for model in self.claim_models(spec.id):
-            lines += self.result_section(e, spec, model, src)
         return lines
 
+    def test_link(self, test: str, src: str) -> str:
+        """The claim's test file, linked to its source page (there is no public repository)."""
+        path = str(test).split("::")[0]
+        if path in self.source_files():
+            return f"[`{cell(test)}`]({rel(src, self.source_uri(path))}) (source)"
+        return f"`{cell(test)}`"
+
+    def source_files(self) -> dict[str, str]:
+        """Repository-relative path -> text of every claim test file the catalogue names."""
+        if not hasattr(self, "_sources"):
+            self._sources = {}
+            for _, spec in self.cat.claims.values():
+                path = str(spec.test).split("::")[0]
+                f = self.cat.root / path
+                if path not in self._sources and f.is_file():
+                    self._sources[path] = f.read_text(encoding="utf-8")
+        return self._sources
+
     @staticmethod
-    def spec_variants(data: dict) -> str:
-        out = []
-        for i, v in enumerate(data.get("variants") or []):
-            if not isinstance(v, dict):
-                continue
-            over = mapping({k: x for k, x in v.items() if k != "name"}) if len(v) > 1 else "the data above"
-            out.append(f"*{cell(v.get('name', '?'))}*{' (primary)' if i == 0 else ''}: `{cell(over)}`")
-        return "; ".join(out) + ". The claim must hold on each."
+    def source_uri(path: str) -> str:
+        return f"source/{path.removesuffix('.py')}.md"
+
+    def source_page(self, path: str) -> str:
+        text = self.source_files()[path]
+        fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", text)), default=0))
+        claims = [(e, spec) for e, spec in self.cat.claims.values() if str(spec.test).split("::")[0] == path]
+        src = self.source_uri(path)
+        lines = [f"# `{path}`", "",
+                 "The claim test file as the site was built from it. Run it with "
+                 f"`headatlas verify --claim <id> --model <model>`; it tests "
+                 + ", ".join(f"[`{spec.id}`]({rel(src, f'heads/{e.id}.md')}#{spec.id})" for e, spec in claims) + ".",
+                 "", f"{fence}python", text.rstrip("\n"), fence, ""]
+        return "\n".join(lines)
 
     def result_section(self, e: HeadEntry, spec, model: str, src: str) -> list[str]:
         record = self.records.get((spec.id, model))
@@ -582,6 +764,9 @@ class SiteBuilder:
         if record is None:
             return lines + [f"{badge()} Run `{command}` to record one.", ""]
         v = self.verdict(spec.id, model)
+        if v.key == "not run":  # said once, with its reason, under "Where it holds"
+            return lines + [f'<p class="ha-result-line ha-dim">No run on {escape(model)} (see '
+                            f'<a href="#summary">where it holds</a>). Re-run: <code>{escape(command)}</code></p>', ""]
         sha = str(record.get("weights_sha256") or "")
         names = vd.variant_names(record)
         lines += [f'<p class="ha-result-line">{vbadge(v)} on <a href="{self.url(src, f"models/{slug(model)}.md")}">'
@@ -610,13 +795,31 @@ class SiteBuilder:
         if v.key == "error":
             lines += ['!!! failure "Error"', f"    {reason}.", "",
                       "    The test crashed or broke the protocol: this says nothing about the heads.", ""]
-        elif v.key in ("not run", "not applicable", "stale"):
+        elif v.key in ("not applicable", "stale"):
             lines += [f'!!! info "{v.label.capitalize()}"', f"    {reason}.", ""]
         lines += [f'<p class="ha-rerun">Re-run: <code>{escape(command)}</code></p>', ""]
-        lines += self.checks_table(record)
+        inner = self.checks_table(record)
         if len(names) > 1:
-            lines += self.variants_block(record)
-        lines += self.evidence(e, spec, model, record, src)
+            inner += self.variants_block(record)
+        inner += self.evidence(e, spec, model, record, src)
+        inner += self.run_details(record)
+        what = ["checks", *(["data variants"] if len(names) > 1 else []), "figures", "provenance"]
+        lines += [f'??? info "{", ".join(what[:-1]).capitalize()} and {what[-1]} on {model}"', ""]
+        lines += ["    " + x if x else "" for x in inner]
+        return lines
+
+    @staticmethod
+    def spec_variants(data: dict) -> str:
+        out = []
+        for i, v in enumerate(data.get("variants") or []):
+            if not isinstance(v, dict):
+                continue
+            over = mapping({k: x for k, x in v.items() if k != "name"}) if len(v) > 1 else "the data above"
+            out.append(f"*{cell(v.get('name', '?'))}*{' (primary)' if i == 0 else ''}: `{cell(over)}`")
+        return "; ".join(out) + ". The claim must hold on each."
+
+    def run_details(self, record: dict) -> list[str]:
+        """Provenance: data, parameters, the selection, versions, time, claim-specific artifacts."""
         art = record.get("artifacts") or {}
         sel = record.get("selection") or {}
         details = {"Data": mapping(vd.base_data(record)), "Parameters": mapping(record.get("params") or {}),
@@ -635,9 +838,8 @@ class SiteBuilder:
             flat = isinstance(value, list) and len(value) <= 50 and all(isinstance(x, (str, int, float)) for x in value)
             if key not in ("scores", "score_name", "top_heads") and (flat or isinstance(value, (str, int, float))):
                 details[key.replace("_", " ").capitalize()] = ", ".join(map(str, value)) if flat else value
-        lines += ['??? abstract "Run details"', "", "    | | |", "    |---|---|"]
-        lines += [f"    | {k} | {cell(x)} |" for k, x in details.items()] + [""]
-        return lines
+        return ["**Run details**", "", '<div class="ha-facts" markdown>', "", "| | |", "|---|---|",
+                *(f"| {k} | {cell(x)} |" for k, x in details.items()), "", "</div>", ""]
 
     @staticmethod
     def interval_text(c: dict) -> str:
@@ -773,8 +975,25 @@ class SiteBuilder:
             lines += [f"![{ef.get('ylabel', 'effect')} per head on {model}]"
                       f"({rel(src, self.figure_uri(spec.id, model, 'effects'))}){{ .ha-effects}}", "",
                       f"*{cell(str(ef.get('ylabel', 'Effect')).capitalize())}"
-                      + (f": {cell(ef['caption'])}" if ef.get("caption") else "") + ".*", ""]
+                      + (f": {cell(ef['caption'])}" if ef.get("caption") else "") + ". " + self.effects_key(record)
+                      + "*", ""]
         return lines
+
+    def effects_key(self, record: dict) -> str:
+        """The effects chart's key, naming only what the chart draws."""
+        o = self.effects_overlay(record)
+        parts = ["Indigo: what the claim tests; grey: controls and comparisons"]
+        if o.get("threshold"):
+            parts.append(f"dashed red line: the check's threshold ({o.get('threshold_label', '')})")
+        if o.get("null_band"):
+            parts.append("grey band: the null's 5th-95th percentiles")
+        if o.get("null_at") is not None:
+            parts.append("dotted line: the null percentile the value must beat")
+        if o.get("intervals"):
+            parts.append("whiskers: 95% intervals")
+        if not o.get("threshold"):
+            parts.append("no check reads these bars directly: the checks are in the table above")
+        return "; ".join(parts) + "."
 
     @staticmethod
     def attention_ok(ex) -> bool:
@@ -788,7 +1007,8 @@ class SiteBuilder:
                 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in ef["values"]))
 
     def figure_uri(self, claim_id: str, model: str, kind: str = "") -> str:
-        return f"heads/{claim_id}-{slug(model)}{'-' + kind if kind else ''}.png"
+        ext = "svg" if kind == "effects" else "png"
+        return f"heads/{claim_id}-{slug(model)}{'-' + kind if kind else ''}.{ext}"
 
     def heatmap_uri(self, claim_id: str, model: str) -> str:
         return self.figure_uri(claim_id, model)
@@ -812,10 +1032,54 @@ class SiteBuilder:
                         title=f"Head {head_label(ex.get('head', '?'))} of {model}: attention on one prompt")
                 if self.effects_ok(art.get("effects")):
                     ef = art["effects"]
-                    yield self.figure_uri(spec.id, model, "effects"), figures.effects_png(
+                    yield self.figure_uri(spec.id, model, "effects"), figures.effects_svg(
                         [str(x) for x in ef["labels"]], [float(x) for x in ef["values"]],
-                        ylabel=str(ef.get("ylabel", "effect")), title=f"{spec.id} on {model}",
-                        control=ef.get("control") if isinstance(ef.get("control"), list) else None)
+                        xlabel=str(ef.get("ylabel", "effect")), title=f"{spec.id} on {model}",
+                        control=ef.get("control") if isinstance(ef.get("control"), list) else None,
+                        **self.effects_overlay(self.records[(spec.id, model)]))
+
+    @staticmethod
+    def effects_overlay(record: dict) -> dict:
+        """What the effects chart draws besides the bars, from the record: the check whose value on
+        the primary variant is one of the bars gives the threshold line, that bar's interval, and the
+        null band (the null's 5th-95th percentiles from the record's `nulls`) with the percentile the
+        value must beat. An artifact may also give `intervals`, `threshold` and `null` itself."""
+        ef = (record.get("artifacts") or {}).get("effects") or {}
+        values = [float(x) for x in ef.get("values") or []]
+        out: dict = {}
+        if isinstance(ef.get("intervals"), list) and len(ef["intervals"]) == len(values):
+            out["intervals"] = [list(iv) if isinstance(iv, (list, tuple)) and len(iv) == 2 else None
+                                for iv in ef["intervals"]]
+        prim = vd.primary(record)
+        checks = [c for c in record.get("checks") or [] if c.get("variant") in (prim, None)]
+        checks.sort(key=lambda c: not c.get("decisive"))
+        for c in checks:
+            v = c.get("value")
+            parsed = vd.parse_check(str(c.get("check", "")))
+            hit = next((i for i, x in enumerate(values) if vd.is_number(v)
+                        and abs(x - float(v)) <= 1e-6 * max(1.0, abs(x))), None)
+            if hit is None or parsed is None:
+                continue
+            _, op, lo, hi = parsed
+            out["threshold"] = (lo,) if op != "in" else (lo, hi)
+            out["threshold_label"] = vd.needs(str(c["check"])).replace("needs to lie in the layer band", "band")
+            iv = c.get("interval")
+            if isinstance(iv, (list, tuple)) and len(iv) == 2 and "intervals" not in out:
+                out["intervals"] = [list(iv) if i == hit else None for i in range(len(values))]
+            null = c.get("null") if isinstance(c.get("null"), dict) else {}
+            summary = ((record.get("nulls") or {}).get(c.get("variant")) or {}).get(null.get("name")) or {}
+            if vd.is_number(summary.get("p5")) and vd.is_number(summary.get("p95")):
+                out["null_band"] = (float(summary["p5"]), float(summary["p95"]))
+                out["null_label"] = f"null ({null.get('name', 'null').replace('_', ' ')}): 5th-95th pct"
+            if vd.is_number(null.get("at")):
+                out["null_at"] = float(null["at"])
+            break
+        if "threshold" not in out and vd.is_number(ef.get("threshold")):
+            out["threshold"] = (float(ef["threshold"]),)
+        if "null_band" not in out and isinstance(ef.get("null"), dict) \
+                and vd.is_number(ef["null"].get("p5")) and vd.is_number(ef["null"].get("p95")):
+            out["null_band"] = (float(ef["null"]["p5"]), float(ef["null"]["p95"]))
+        return out
 
     # -- claims overview and the transfer matrix
     def claims_page(self) -> str:
@@ -832,7 +1096,7 @@ class SiteBuilder:
                  f"{term('decisive check')}: its value on the primary held-out data variant with its interval, the "
                  "null it must beat, the threshold, and the control; the spread is its range over all data variants. "
                  f"See also the [transfer matrix]({rel(src, 'transfer.md')}).",
-                 "", '<div class="ha-sortable" markdown>', "",
+                 "", '<div class="ha-sortable ha-claims" markdown>', "",
                  f"| Claim | Head | Model | Verdict | Evidence ({term('decisive check')}) and the command that re-runs it "
                  "| Spread | Refreshed |",
                  "|---|---|---|---|---|---|---|"]
@@ -869,25 +1133,29 @@ class SiteBuilder:
 
         lines = ["---", "hide: [toc]", "---", "", "# Transfer across models", "",
                  self.held_out_summary(pairs), "",
-                 "Which head types each model has, by the claims the atlas runs on it. A row is a head entry with "
-                 "claims, a column a model with a results file: first the "
+                 "Which head types each model has, by the claims the atlas runs on it: a row per head entry with "
+                 "claims, a column per model with results (calibration model first, then held-out models, then the "
+                 "random-weights twin). Hover over a badge for the evidence.", "",
+                 '??? info "How to read a cell"',
+                 "    A row is a head entry with claims, a column a model with a results file: first the "
                  f"{term('calibration model')} ({self.default_model or 'none'}), whose results the thresholds were "
                  f"written against, then the {term('held-out model', 'held-out models')}, then the "
                  f"{term('random-weights twin', 'random-weights twin')} control, on which no claim may hold. A cell "
                  "combines the entry's claims that apply to that model:", "",
-                 f"- {sample('holds')} every claim holds;",
-                 f"- {sample('partly', 'partly holds', 'ha-partly')} some claims hold, others do not;",
-                 f"- {sample('near miss')} no claim holds, but the decisive check misses by no more than its tolerance;",
-                 f"- {sample('inconclusive')} an interval straddles the threshold, or the null or the control also "
+                 f"    - {sample('holds')} every claim holds;",
+                 f"    - {sample('partly', 'partly holds', 'ha-partly')} some claims hold, others do not;",
+                 f"    - {sample('near miss')} no claim holds, but the decisive check misses by no more than its "
+                 "tolerance;",
+                 f"    - {sample('inconclusive')} an interval straddles the threshold, or the null or the control also "
                  "passes;",
-                 f"- {sample('absent')} a check's whole interval lies on the wrong side of its threshold;",
-                 f"- {sample('not applicable')} the model does not do the task; {sample('error')} the test crashed "
+                 f"    - {sample('absent')} a check's whole interval lies on the wrong side of its threshold;",
+                 f"    - {sample('not applicable')} the model does not do the task; {sample('error')} the test crashed "
                  f"(never read as absent); {sample('not run')} the weights were unavailable;",
-                 f"- on the twin: {sample('absent', 'absent: as required', 'ha-control-ok')} or "
+                 f"    - on the twin: {sample('absent', 'absent: as required', 'ha-control-ok')} or "
                  f"{sample('holds', 'holds on random weights', 'ha-error')};",
-                 "- — no claim of the entry runs on this model.", "",
-                 "Under each badge: the heads the claim chose and its decisive check's value on the primary "
-                 "held-out variant (with its spread over the variants). Hover over a badge for the evidence.", ""]
+                 "    - — no claim of the entry runs on this model.", "",
+                 "    Under each badge: the heads the claim chose and its decisive check's value on the primary "
+                 "held-out variant (with its spread over the variants).", ""]
         stage_order = list(self.cat.stages)
         heads.sort(key=lambda e: (stage_order.index(e.stage) if e.stage in stage_order else 9, e.name.lower()))
         if not heads or not models:
@@ -1175,8 +1443,10 @@ class SiteBuilder:
             citing = [e for e in self.cat.heads.values()
                       if key in e.papers or any(r.source == key for r in e.reported_in)
                       or any(key in c.sources for c in e.claims)]
-            authors = ", ".join(ref.authors[:8]) + (", et al." if len(ref.authors) > 8 else "")
-            lines += [f"### {ref.short} {{ #{key} }}", "", f"{authors}. **{ref.title}**. *{ref.venue}*, {ref.year}.", "",
+            authors = ", ".join(ref.authors[:8]) + (", et al" if len(ref.authors) > 8 else "")
+            year = self.short(key).rsplit("(", 1)[-1].rstrip(")")  # 2024a where two share a short form
+            lines += [f"### {self.short(key)} {{ #{key} }}", "",
+                      f"{authors.rstrip('.')}. **{ref.title.rstrip('.')}**. *{ref.venue.rstrip('.')}*, {year}.", "",
                       self.ref_links(key), ""]
             if citing:
                 lines += ["Cited by: " + ", ".join(self.head_link(e.id, src) for e in citing), ""]
@@ -1184,18 +1454,10 @@ class SiteBuilder:
         return "\n".join(lines)
 
     # -- circuits
-    def circuit_edges(self, cid: str) -> list[tuple[str, str]]:
-        """Pairs of classes whose head entries name each other in `related`."""
-        c, edges = self.cat.circuits[cid], []
-        classes = [k for k in c.classes if k in c.class_heads]
-        for i, a in enumerate(classes):
-            for b in classes[i + 1:]:
-                ha, hb = c.class_heads[a], c.class_heads[b]
-                rel_a = {r.head for r in self.cat.heads[ha].related} if ha in self.cat.heads else set()
-                rel_b = {r.head for r in self.cat.heads[hb].related} if hb in self.cat.heads else set()
-                if ha != hb and (hb in rel_a or ha in rel_b):
-                    edges.append((a, b))
-        return edges
+    def circuit_edges(self, cid: str, classes=None) -> list[tuple[str, str]]:
+        """The circuit's information flow (figures.FLOW) between its classes, ending at the logits."""
+        have = set(classes if classes is not None else self.cat.circuits[cid].classes) | {"logits"}
+        return [(x, y) for x, y in figures.FLOW if x in have and y in have]
 
     def found_circuits(self, cid: str) -> dict[str, tuple[dict[str, list[str]], Verdict, dict]]:
         """model -> (classes as found, the finding claim's verdict, its record), for every model
@@ -1211,24 +1473,21 @@ class SiteBuilder:
                 out[model] = (classes, self.verdict(c.found_by.claim, model), record)
         return out
 
-    def circuit_image(self, cid: str, model: str | None = None) -> bytes:
-        """The published circuit, or (with `model`) the circuit as found in that model. Classes
-        with no head found are left out of the picture; the table beside it names them."""
+    def circuit_figure(self, cid: str, src: str, model: str | None = None) -> str:
+        """The published circuit, or (with `model`) the circuit as found in that model, as inline
+        SVG: classes in the order information flows, each linked to its head entry; a class with no
+        head found is drawn dashed."""
         c = self.cat.circuits[cid]
         name = model or c.model
         classes = self.found_circuits(cid)[model][0] if model else c.classes
-        classes = {cls: hs for cls, hs in classes.items() if hs}
-        info = self.cat.models.get(name)
-        title = (f"{c.name}: heads by class as found in {name}" if model
-                 else f"{c.name} ({c.model}): heads by class, published")
-        return figures.circuit_png(classes, [e for e in self.circuit_edges(cid) if all(x in classes for x in e)],
-                                   title=title, n_layers=info.n_layers if info else None, palette=tuple(c.classes))
+        title = (f"{c.name}: as found in {name}" if model else f"{c.name} ({c.model}): published")
+        hrefs = {cls: self.url(src, f"heads/{hid}.md") for cls, hid in c.class_heads.items() if hid in self.cat.heads}
+        svg = figures.circuit_svg(dict(classes), self.circuit_edges(cid, classes), title=title, hrefs=hrefs,
+                                  palette=tuple(c.classes), colours=atlas.PALETTE)
+        return f'<div class="ha-scroll ha-circuit-wrap" markdown="0">{svg}</div>'
 
     def circuit_files(self, cid: str) -> list[Generated]:
-        out = [Generated(f"circuits/{cid}.md", self.circuit_page(cid), "catalogue/circuits.yaml"),
-               Generated(f"circuits/{cid}.png", self.circuit_image(cid))]
-        out += [Generated(f"circuits/{cid}-{slug(m)}.png", self.circuit_image(cid, m)) for m in self.found_circuits(cid)]
-        return out
+        return [Generated(f"circuits/{cid}.md", self.circuit_page(cid), "catalogue/circuits.yaml")]
 
     def circuits_index(self) -> str:
         src = "circuits/index.md"
@@ -1281,13 +1540,15 @@ class SiteBuilder:
                 lines.append("| " + " | ".join(row) + " |")
             lines += ["", "*Found: "
                       + "; ".join(f"{cell(m)} on {refreshed(r)}" for m, (_, _, r) in found.items()) + ".*", ""]
-        lines += ["## Published circuit", "",
-                  f"![{c.name}: heads grouped by class, arrows between related classes]({cid}.png){{ .ha-circuit }}", "",
-                  "*Each box is a class of heads at the mean layer of its heads; an arrow joins two classes whose "
-                  "head entries are related, from the earlier class to the later.*", ""]
+        lines += ["## Published circuit", "", self.circuit_figure(cid, src), "",
+                  "*Information flows left to right, as the paper traces it: previous-token heads feed induction "
+                  "heads; induction and duplicate-token heads mark the repeated name S at the last position; "
+                  "S-inhibition heads read that mark and steer the queries of the name movers (and of the negative "
+                  "and backup name movers) away from S; the movers copy the remaining name to the logits. Each box "
+                  "is a class with its heads (layer.head) and links to its head entry.*", ""]
         for m in found:
-            lines += [f"## As found in {m}", "",
-                      f"![{c.name} as found in {m}: heads grouped by class]({cid}-{slug(m)}.png){{ .ha-circuit }}", ""]
+            lines += [f"## As found in {m}", "", self.circuit_figure(cid, src, m), "",
+                      "*The same classes as the finding claim chose them in this model; dashed: no head found.*", ""]
         if not found:
             lines += ["| Class | Heads | Head entry |", "|---|---|---|"]
             for cls, heads in c.classes.items():
