@@ -351,7 +351,10 @@ def test_head_index_has_a_description_and_a_badge_per_model(page, base_url):
     row = _index_row(page, "Induction head")
     assert row.locator("td.ha-desc").inner_text().startswith("Completes patterns of the form [A][B] ... [A] -> [B].")
     models = row.locator(".ha-mv").evaluate_all("els => els.map(e => e.dataset.model)")
-    assert models == ["smollm2-135m", "gemma-3-270m", "gpt2", "smollm2-135m-random"], models
+    # the models with results first (calibration, held-out, twin), then claim models without any
+    assert models[:4] == ["smollm2-135m", "gemma-3-270m", "gpt2", "smollm2-135m-random"], models
+    for m in models[4:]:
+        assert row.locator(f".ha-mv[data-model={m}] .ha-badge").inner_text() == "no result"
     assert row.locator(".ha-mv[data-model=gemma-3-270m] .ha-badge.ha-near-miss").is_visible()
     assert row.locator(".ha-mv[data-model=gpt2] .ha-badge.ha-not-run").is_visible()
     # measured and absent is not "no claim yet"

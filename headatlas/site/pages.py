@@ -448,8 +448,8 @@ class SiteBuilder:
         by stage, status and model (javascripts/facets.js) besides the text filter and sorting
         (javascripts/table.js)."""
         src = "heads/index.md"
-        models = [m for m in self.result_models]
-        rows, statuses = [], {}
+        models = self.result_models + [m for m in self.models if m not in self.result_models]
+        rows, statuses, used = [], {}, set()
         for e in sorted(self.cat.heads.values(), key=lambda e: e.name.lower()):
             per_model: dict[str, str] = {}
             badges = []
@@ -464,6 +464,7 @@ class SiteBuilder:
                         key = "holds on random weights"
                     per_model[model] = key
                     statuses[key] = v
+                    used.add(model)
                     short = {CONTROL: "twin"}.get(self.role(model), model)
                     badges.append(f'<span class="ha-mv" data-model="{escape(model)}"><span class="ha-mv-name">'
                                   f"{escape(short)}</span> {vbadge(v, 'no result' if v.key == 'none' else None)}</span>")
@@ -510,7 +511,8 @@ class SiteBuilder:
                            for s in self.cat.stages.values()) + "</select></label>"
                  '<label>Status <select data-facet="status"><option value="">all</option>'
                  + opts(status_opts) + "</select></label>"
-                 '<label>Model <select data-facet="model"><option value="">all</option>' + opts(models)
+                 '<label>Model <select data-facet="model"><option value="">all</option>'
+                 + opts([m for m in models if m in used])
                  + "</select></label></div>", "",
                  '<div class="ha-sortable ha-index" markdown="0"><table>'
                  "<thead><tr><th>Head</th><th>What it does</th><th>Stage</th><th>Layer band</th>"
