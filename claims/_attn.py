@@ -155,3 +155,43 @@ def patch_z_hooks(heads: Iterable[Head], z: torch.Tensor, position: int) -> list
             return x
         hooks.append((f"blocks.{layer}.attn.hook_z", f))
     return hooks
+
+
+def greedy_copy_attention(bridge, context: torch.Tensor, draft: torch.Tensor,
+                          reducer: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, list]:
+    """The model's own greedy continuation of `context` [batch, c] for draft.shape[1] steps, with
+    what `reducer` reads from each layer's attention rows at the decoding queries.
+
+    No KV cache: each pass re-runs the whole sequence. The draft (e.g. the true needle) is what
+    a pass assumes the model will write; a pass verifies every step of it at once and accepts
+    the steps up to and including the first one where the model's argmax differs (that step
+    gets the model's token). So the result is exactly the greedy generation, in 1 + (number of
+    steps that depart from the draft) passes instead of one pass per token.
+
+    reducer: fn(rows [batch, head, steps, key]) -> [batch, head, steps, ...], applied per layer to
+    the rows of queries c-1 ... c+steps-2 (query c-1+j generates token j).
+    Returns (generated [batch, steps], per step j the reduced value of the pass that produced
+    it: a list over steps of [layer, batch, head, ...])."""
+    b, c = context.shape
+    steps = draft.shape[1]
+    gen = draft.clone()
+    done = torch.zeros(b, dtype=torch.long)          # steps already final, per prompt
+    kept: list = [None] * steps
+    while int(done.min()) < steps:
+        active = (done < steps).nonzero().flatten()                        # only unfinished prompts
+        seq = torch.cat([context[active], gen[active, :-1]], 1)
+        out = forward_reduce(bridge, seq, {"r": lambda p: reducer(p[:, :, c - 1:])}, final_at=slice(c - 1, None))
+        x = out["final"]                                                   # [active, steps, d_model]
+        pred = unembed_rows(bridge, x.reshape(len(active) * steps, -1)).argmax(-1).view(len(active), steps)
+        red = out["r"]                                                     # [layer, active, head, steps, ...]
+        for a, i in enumerate(active.tolist()):
+            s0 = int(done[i])
+            wrong = (pred[a, s0:] != gen[i, s0:]).nonzero().flatten()
+            last = s0 + int(wrong[0]) if wrong.numel() else steps - 1
+            gen[i, last] = pred[a, last]
+            for j in range(s0, last + 1):
+                if kept[j] is None:
+                    kept[j] = red.new_zeros((red.shape[0], b) + tuple(red.shape[2:3]) + tuple(red.shape[4:]))
+                kept[j][:, i] = red[:, a, :, j]
+            done[i] = last + 1
+    return gen, kept

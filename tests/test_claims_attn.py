@@ -110,3 +110,60 @@ def test_positional_offsets_of_a_planted_head():
     off = _offsets(p, q_from=4)
     assert off[0].tolist() == [0] * 8
     assert off[1].tolist() == [2] * 8
+
+
+def test_positional_offset_mass_of_a_planted_head():
+    from claim_positional import offset_mass
+
+    s = 12
+    p = torch.zeros(1, 2, s, s)
+    p[:, :, :, 0] = 0.6
+    for q in range(s):
+        p[0, 0, q, q] += 0.4                                             # head 0: the query itself
+        p[0, 1, q, max(q - 2, 0)] += 0.4                                 # head 1: two back
+    m = offset_mass(p, q_from=4, max_offset=3)
+    assert m.shape == (1, 2, 4)
+    assert torch.allclose(m[0, 0], torch.tensor([0.4, 0.0, 0.0, 0.0]))
+    assert torch.allclose(m[0, 1], torch.tensor([0.0, 0.0, 0.4, 0.0]))
+
+
+def test_streaming_key_masks():
+    from claim_streaming import key_masks
+
+    m = key_masks(12, sink=2, window=3, moved=torch.tensor([[4, 5]]))
+    assert m.shape == (3, 12, 12)
+    assert m[0, 11].nonzero().flatten().tolist() == [0, 1, 9, 10, 11]   # sink + window
+    assert m[1, 11].nonzero().flatten().tolist() == [9, 10, 11]         # window only
+    assert m[2, 11].nonzero().flatten().tolist() == [4, 5, 9, 10, 11]   # window + moved keys
+    assert m[2, 3].nonzero().flatten().tolist() == [1, 2, 3]            # never a future key
+
+
+def test_subword_merge_sums_of_a_planted_head():
+    from claim_subword_merge import merge_sums
+
+    wid = torch.tensor([[-1, 0, 0, 1, 2, 2, 2]])                         # BOS, w0 in 2, w1, w2 in 3
+    p = torch.zeros(1, 2, 7, 7)
+    for q in range(7):
+        p[0, 0, q, max(q - 1, 0)] = 1.0                                  # head 0: previous token
+        p[0, 1, q, 0] = 1.0                                              # head 1: first token only
+    s = merge_sums(p, wid)
+    # later pieces: positions 2, 5, 6; word starts after another word: positions 3, 4
+    assert s[0, 0].tolist() == [3.0, 3.0, 2.0, 2.0]
+    assert s[0, 1].tolist() == [0.0, 3.0, 0.0, 2.0]
+
+
+def test_greedy_copy_attention_matches_a_plain_greedy_loop():
+    from _attn import forward_reduce, greedy_copy_attention, unembed_rows
+
+    model = smollm2()
+    bridge = model.bridge
+    ctx = torch.tensor([[1, 504, 3012, 278, 2530, 30, 504, 3012]])
+    draft = torch.tensor([[278, 2530, 9999, 30]])
+    gen, tops = greedy_copy_attention(bridge, ctx, draft, lambda rows: rows.argmax(-1))
+    seq = ctx
+    for j in range(draft.shape[1]):
+        out = forward_reduce(bridge, seq, {"t": lambda p: p[:, :, -1].argmax(-1)}, final_at=-1)
+        nxt = unembed_rows(bridge, out["final"]).argmax(-1)
+        assert int(nxt[0]) == int(gen[0, j])
+        assert torch.equal(out["t"], tops[j])
+        seq = torch.cat([seq, nxt[:, None]], 1)
