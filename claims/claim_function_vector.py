@@ -1,160 +1,129 @@
 """Function-vector heads (Todd et al. 2024): a few heads' task-averaged outputs carry the task.
 
-Per data variant (task + template):
-1. Few-shot prompts from one half of the task's pairs; each head's output (hook_z) at the last
-   position, averaged over them: the head's task-conditioned mean output.
-2. Indirect effect of each head: the change in P(correct) when its mean output replaces its own
-   at the last position of prompts whose demonstration labels are shuffled. All heads at once by
-   a first-order (attribution-patching) estimate from one forward and backward pass; the top k
-   heads are the function-vector heads.
-3. Exact test on other shuffled-label prompts: patching the k heads' means together recovers
-   part of the gap between shuffled and clean demonstrations; k random heads as the control.
-4. Zero-shot prompts for the held-out half of the pairs: adding the k heads' mean outputs (each
-   at its own layer, last position) brings the correct answer into the model's top predictions;
-   the same with k random heads' mean outputs is the control.
+Selection (seed 100, pooled over the three tasks of the held-out variants, as Todd et al. pool
+their average indirect effect over tasks): for each task, each head's output (hook_z) at the last
+position averaged over few-shot prompts (its task-conditioned mean), and a first-order
+(attribution-patching) estimate of each head's indirect effect: the change in P(correct) when its
+mean replaces its own output at the last position of prompts whose demonstration labels are
+shuffled. The k heads with the largest average estimate are frozen.
+
+On each held-out variant (task + template, other seeds):
+1. The frozen heads' means, from that task's few-shot prompts, patched together into shuffled-
+   label prompts: the share they recover of the gap in P(correct) between correct and shuffled
+   demonstrations of the same prompts (ratio of means, bootstrapped).
+2. The function vector: their means added (each at its own layer, last position) to zero-shot
+   prompts for the held-out half of the task's pairs, never used in any demonstration: the gain
+   in how often the correct answer enters the model's top n predictions.
+Both against 39 head sets drawn from the same layers, each with its own means, edited in one
+batched pass; and where the heads sit, against the entry's layer band.
 """
 
 import statistics
 
 import torch
+from _facts import answer_prob, answer_rank, head_set, last_residual, set_edit_hooks
 
 from headatlas.claims import claim
-from headatlas.methods.ablation import final_residual
+from headatlas.claims.runtime import spec_variants
+from headatlas.methods import stats
 from headatlas.methods.patching import z_gradients
+from headatlas.methods.scoring import fmt_head, relative_depth
+from headatlas.prompts.tasks import task_prompt_pairs, task_split, zero_shot_prompts
 
-from headatlas.methods.scoring import fmt_head, random_heads, relative_depth
-from headatlas.prompts.tasks import task_prompts, task_split, zero_shot_prompts
-
-
-class _Stop(Exception):
-    pass
+MIN_RIGHT = 0.5  # share of clean few-shot queries the model must answer right (top-1)
 
 
-def _last_logits(bridge, tokens, hooks=()):
-    x = final_residual(bridge, tokens, hooks)[:, -1:]
-    with torch.inference_mode():
-        return bridge.unembed(x)[:, 0].float()
+def mean_outputs(bridge, tokens):
+    """Every head's hook_z at the last position, averaged over prompts: [layer, head, d_head]."""
+    n_layers = bridge.cfg.n_layers
+    zs: list = [None] * n_layers
 
+    def keep(z, hook):
+        zs[int(hook.name.split(".")[1])] = z[:, -1].detach().float().mean(0)
+        return z
 
-def _prob(logits, answer):
-    return logits.softmax(-1)[torch.arange(len(answer)), answer]
-
-
-def _z_hooks(heads, means, mode):
-    """Replace ('set') or add to ('add') the heads' hook_z at the last position with their means."""
-    by_layer: dict[int, list[int]] = {}
-    for layer, head in heads:
-        by_layer.setdefault(layer, []).append(head)
-    hooks = []
-    for layer, hs in by_layer.items():
-        def edit(z, hook, layer=layer, hs=hs):
-            z = z.clone()
-            value = means[layer][hs].to(z.dtype)
-            z[:, -1, hs] = z[:, -1, hs] + value if mode == "add" else value
-            return z
-        hooks.append((f"blocks.{layer}.attn.hook_z", edit))
-    return hooks
+    last_residual(bridge, tokens, [(f"blocks.{layer}.attn.hook_z", keep) for layer in range(n_layers)])
+    return torch.stack(zs)
 
 
 def indirect_effect_estimate(bridge, tokens, answer, means):
     """First-order estimate, for every head, of the change in mean P(answer) when the head's
-    last-position hook_z is replaced by `means` [layer, head, d_head]: (mean - z) . dP/dz.
-    Returns ([layer, head] estimate, [batch] P(answer) of the unpatched run)."""
-    probs = {}
-
+    last-position hook_z is replaced by `means` [layer, head, d_head]: (mean - z) . dP/dz."""
     def mean_prob(logits):
-        probs["p"] = _prob(logits, answer)
-        return probs["p"].mean()
+        return logits.softmax(-1)[torch.arange(len(answer)), answer].mean()
 
     zs, grads, _ = z_gradients(bridge, tokens, mean_prob)
-    est = torch.stack([((means[layer][None] - zs[layer][:, -1]) * grads[layer][:, -1]).sum((0, 2))
-                       for layer in range(bridge.cfg.n_layers)])
-    return est, probs["p"].detach()
+    return torch.stack([((means[layer][None] - zs[layer][:, -1]) * grads[layer][:, -1]).sum(-1).mean(0)
+                        for layer in range(bridge.cfg.n_layers)])
+
+
+def task_data(run, d, seed_offset=0):
+    """Clean and shuffled few-shot prompts (paired), the demonstrations' mean head outputs, and
+    the clean top-1 accuracy check (not applicable below MIN_RIGHT)."""
+    model = run.model
+    split = task_split(model.tokenizer, d["task"], int(d["split_seed"]))
+    kw = dict(n_prompts=int(d["n_prompts"]), n_demos=int(d["n_demos"]))
+    few, _ = task_prompt_pairs(model.tokenizer, split.demo, d["template"], seed=int(d["seed"]), **kw)
+    clean, shuffled = task_prompt_pairs(model.tokenizer, split.demo, d["template"],
+                                        seed=int(d["seed"]) + 2 + seed_offset, **kw)
+    few_x = last_residual(model.bridge, few.tokens)
+    right = int((answer_rank(model.bridge, few_x, few.answer) == 0).sum())
+    if right < MIN_RIGHT * len(few.answer):
+        run.not_applicable(f"answers {right} of {len(few.answer)} few-shot {d['task']} queries right; "
+                           f"needs at least {MIN_RIGHT:.0%}")
+    return split, clean, shuffled, mean_outputs(model.bridge, few.tokens)
 
 
 @claim("function-vector-heads")
 def test_function_vector_heads(run):
-    for _ in run.variants():
-        _measure(run)
+    model, p = run.model, run.params
+    bridge = model.bridge
+    k, top_n = int(p["k"]), int(p["top_n"])
+
+    # Selection: pooled over the held-out variants' tasks and templates, on selection seeds.
+    sd = run.selection_data
+    est = torch.zeros(model.n_layers, model.n_heads)
+    tasks = [{**v, "seed": sd["seed"]} for _, v in spec_variants(run.spec.data)] if sd.get("tasks") == "pooled" else [sd]
+    for d in tasks:
+        _, _, shuffled, means = task_data(run, d)
+        est += indirect_effect_estimate(bridge, shuffled.tokens, shuffled.answer, means) / len(tasks)
+    order = torch.argsort(est.flatten(), descending=True)[:k]
+    top = [(int(i) // model.n_heads, int(i) % model.n_heads) for i in order]
+    run.select(top, top_head_selection_estimate=est[top[0]])
+    depth = statistics.median(relative_depth(layer, model.n_layers) for layer, _ in top)
+    nulls = stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["null_sets"]),
+                                    seed=int(p["null_seed"]), exclude=top)
+    sets = torch.cat([head_set(top), nulls])                                 # set 0: the chosen heads
+    for d in run.variants():
+        split, clean, shuffled, means = task_data(run, d)
+        zero = zero_shot_prompts(model.tokenizer, split.held_out, d["template"])
+        n, nz = len(clean.answer), len(zero.answer)
+        p_clean = answer_prob(bridge, last_residual(bridge, clean.tokens), clean.answer)
+        p_shuf = answer_prob(bridge, last_residual(bridge, shuffled.tokens), shuffled.answer)
+        if float((p_clean - p_shuf).mean()) <= 0:
+            run.not_applicable(f"correct demonstrations do not raise P(correct) over shuffled ones "
+                               f"({float(p_clean.mean()):.3g} vs {float(p_shuf.mean()):.3g})")
+        values = {layer: means[layer] for layer in range(model.n_layers)}
+        x = last_residual(bridge, shuffled.tokens.repeat(len(sets), 1), set_edit_hooks(sets, n, -1, "set", values))
+        p_patched = answer_prob(bridge, x, shuffled.answer.repeat(len(sets))).view(len(sets), n)
+        base_rank = answer_rank(bridge, last_residual(bridge, zero.tokens), zero.answer)
+        x = last_residual(bridge, zero.tokens.repeat(len(sets), 1), set_edit_hooks(sets, nz, -1, "add", values))
+        fv_rank = answer_rank(bridge, x, zero.answer.repeat(len(sets))).view(len(sets), nz)
+        gain = (fv_rank < top_n).double() - (base_rank < top_n).double()[None]   # [set, query]
+        run.measure(
+            few_shot_prob=p_clean, shuffled_prob=p_shuf,
+            recovered_fraction=stats.bootstrap_ratio(p_patched[0] - p_shuf, p_clean - p_shuf),
+            zero_shot_top_n=(base_rank < top_n).double(), fv_top_n_gain=gain[0],
+            fv_accuracy=(fv_rank[0] == 0).double(), top_heads_depth=depth, n_held_out=nz,
+        )
+        run.null("matched_sets_recovered", (p_patched[1:] - p_shuf).mean(1) / (p_clean - p_shuf).mean())
+        run.null("matched_sets_zero_shot", gain[1:].mean(1))
+        if run.is_primary:
+            run.artifact(scores=est.tolist(),
+                         score_name="indirect effect on P(correct) (first-order estimate, selection prompts)",
+                         top_heads=[fmt_head(*h) for h in top],
+                         null_example_heads=[fmt_head(*h) for h in nulls[0].tolist()],
+                         effects={"labels": [f"top {k} heads", f"median of {len(nulls)} matched sets"],
+                                  "values": [float(gain[0].mean()), float(gain[1:].mean(1).median())],
+                                  "ylabel": f"gain in zero-shot top-{top_n} accuracy on held-out words"})
     run.conclude()
-
-
-def _measure(run):
-    model, p, d = run.model, run.params, run.data
-    bridge, tok = model.bridge, model.tokenizer
-    n_layers, n_heads = model.n_layers, model.n_heads
-    split = task_split(tok, d["task"], int(d["split_seed"]))
-    kw = dict(n_prompts=int(d["n_prompts"]), n_demos=int(d["n_demos"]))
-    seed = int(d["seed"])
-    few = task_prompts(tok, split.demo, d["template"], seed=seed, **kw)
-    select = task_prompts(tok, split.demo, d["template"], seed=seed + 1, shuffle_labels=True, **kw)
-    evaluate = task_prompts(tok, split.demo, d["template"], seed=seed + 2, shuffle_labels=True, **kw)
-    zero = zero_shot_prompts(tok, split.held_out, d["template"])
-
-    # 1. Mean head outputs at the last position of few-shot prompts, and the clean P(correct).
-    store = {}
-
-    def grab(x, hook):
-        store["x"] = x.detach()
-        raise _Stop
-
-    zs: list = [None] * n_layers
-
-    def keep(z, hook):
-        zs[int(hook.name.split(".")[1])] = z[:, -1].detach().clone()
-        return z
-    with torch.inference_mode():
-        try:
-            bridge.run_with_hooks(few.tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", keep) for layer in range(n_layers)]
-                                  + [("unembed.hook_in", grab)], return_type=None)
-        except _Stop:
-            pass
-        few_prob = _prob(bridge.unembed(store["x"][:, -1:])[:, 0].float(), few.answer)
-    means = torch.stack(zs).mean(1)                                   # [layer, head, d_head]
-
-    # 2. Indirect effects on shuffled-label prompts; top k heads.
-    est, _ = indirect_effect_estimate(bridge, select.tokens, select.answer, means)
-    k = int(p["k"])
-    order = torch.argsort(est.flatten(), descending=True)
-    top = [(int(i) // n_heads, int(i) % n_heads) for i in order[:k]]
-    control = random_heads(n_layers, n_heads, k, int(p["control_seed"]), exclude=top)
-
-    # 3. Exact patching of the k heads' means into held-out shuffled-label prompts.
-    shuffled = float(_prob(_last_logits(bridge, evaluate.tokens), evaluate.answer).mean())
-    clean = float(few_prob.mean())
-    gap = clean - shuffled
-
-    def recovered(heads):
-        patched = float(_prob(_last_logits(bridge, evaluate.tokens, _z_hooks(heads, means, "set")), evaluate.answer).mean())
-        return (patched - shuffled) / gap if gap > 0 else float("nan")
-
-    # 4. Function vector added to zero-shot prompts of held-out pairs.
-    base = _last_logits(bridge, zero.tokens)
-
-    def zero_shot(heads):
-        logits = _last_logits(bridge, zero.tokens, _z_hooks(heads, means, "add")) if heads else base
-        idx = torch.arange(len(zero.answer))
-        logp = logits.log_softmax(-1)[idx, zero.answer]
-        rank = (logits > logits[idx, zero.answer][:, None]).sum(-1)     # 0 = the top prediction
-        return float(logp.mean()), float((rank == 0).float().mean()), float((rank < top_n).float().mean())
-
-    top_n = int(p["top_n"])
-    base_logp, base_acc, base_topn = zero_shot([])
-    top_logp, top_acc, top_topn = zero_shot(top)
-    ctrl_logp, ctrl_acc, ctrl_topn = zero_shot(control)
-    rec_top, rec_ctrl = recovered(top), recovered(control)
-    run.measure(
-        few_shot_prob=clean, shuffled_prob=shuffled,
-        recovered_fraction=rec_top, control_recovered_fraction=rec_ctrl,
-        zero_shot_accuracy=base_acc, fv_accuracy=top_acc, control_fv_accuracy=ctrl_acc,
-        fv_logprob_gain=top_logp - base_logp, control_fv_logprob_gain=ctrl_logp - base_logp,
-        zero_shot_top_n=base_topn, fv_top_n_gain=top_topn - base_topn, control_fv_top_n_gain=ctrl_topn - base_topn,
-        top_heads_depth=statistics.median(relative_depth(layer, n_layers) for layer, _ in top),
-        n_held_out=len(zero.answer),
-    )
-    if run.is_primary:
-        run.artifact(scores=est.tolist(), score_name="indirect effect on P(correct) (first-order estimate)",
-                     top_heads=[fmt_head(*h) for h in top], control_heads=[fmt_head(*h) for h in control],
-                     effects={"labels": [f"top {k} heads", f"random {k} heads"],
-                              "values": [top_topn - base_topn, ctrl_topn - base_topn],
-                              "ylabel": f"gain in zero-shot top-{top_n} accuracy on held-out words"})
