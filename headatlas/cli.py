@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -60,6 +61,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                      "(or hub:<repo> for any Hugging Face model)")
     if args.claim and args.claim not in cat.claims:
         return _fail(f"unknown claim {args.claim!r}; known claims: {', '.join(sorted(cat.claims))}")
+    # The claims' pytest run loads its models through headatlas.models, which reads these.
+    os.environ["HEADATLAS_DEVICE"], os.environ["HEADATLAS_DTYPE"] = args.device, args.dtype
     records, code = run_claims(cat, model=args.model, claim=args.claim, quiet=args.json,
                                accept=args.accept)
     if args.json:
@@ -119,7 +122,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from headatlas.scan import default_path, scan_model, write_scan
 
     try:
-        model = load_model(args.model)
+        model = load_model(args.model, device=args.device, dtype=args.dtype)
     except (ModelError, CatalogueError) as exc:
         return _fail(str(exc))
     result = scan_model(model)
@@ -140,6 +143,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_options(p: argparse.ArgumentParser) -> None:
+    from headatlas.models import DEFAULT_DEVICE, DEFAULT_DTYPE, DTYPES
+
+    p.add_argument("--device", default=DEFAULT_DEVICE,
+                   help=f"torch device to run the model on, e.g. cuda (default {DEFAULT_DEVICE})")
+    p.add_argument("--dtype", default=DEFAULT_DTYPE, choices=DTYPES,
+                   help=f"weights dtype (default {DEFAULT_DTYPE}, the reference results are "
+                        "recorded in; another is recorded with the weights' identity)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="headatlas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--accept", action="store_true",
                    help="record verdicts that differ from the committed ones instead of failing "
                         "(then commit results/ so a reviewer sees the change in the diff)")
+    _run_options(p)
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("new", help="scaffold a head entry and a claim test that fails until written")
     p.add_argument("id", help="kebab-case id of the head type, e.g. 'successor'")
@@ -159,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("scan", help="score every head with every scoring method (JSON for the site)")
     p.add_argument("model", help="model name from catalogue/models.yaml, or hub:<repo>")
     p.add_argument("--out", help="output JSON path (default results/scans/<model>.json)")
+    _run_options(p)
     p.set_defaults(func=cmd_scan)
     args = parser.parse_args(argv)
     try:

@@ -47,6 +47,7 @@ class ScanResult:
     seconds: dict[str, float] = field(default_factory=dict)
     time: str = ""
     skipped: dict[str, str] = field(default_factory=dict)   # stage -> why (e.g. a tokenizer lacks " Yes")
+    dtype: str = "float32"                                  # recorded in the JSON when not float32
 
     @property
     def duration(self) -> float:
@@ -57,7 +58,7 @@ class ScanResult:
                 "scores": {k: [[round(float(x), 6) for x in row] for row in v.tolist()] for k, v in self.scores.items()},
                 "methods": {k: METHODS.get(k, "") for k in self.scores},
                 "data": self.data, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
-                "skipped": self.skipped}
+                "skipped": self.skipped, **({"dtype": self.dtype} if self.dtype != "float32" else {})}
 
 
 def _detector(kind: str, tokens: torch.Tensor):
@@ -140,7 +141,9 @@ def scan(bridge, tokenizer, *, name: str = "", seed: int = 0, n_vocab_sample: in
 
 def scan_model(model) -> ScanResult:
     """Scan a headatlas.models.LoadedModel."""
-    return scan(model.bridge, model.tokenizer, name=model.name)
+    result = scan(model.bridge, model.tokenizer, name=model.name)
+    result.dtype = getattr(model, "dtype", "float32")
+    return result
 
 
 def default_path(root: Path, model: str) -> Path:

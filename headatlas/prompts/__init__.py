@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from headatlas.prompts.tokens import bos_prefix
+
 
 @dataclass(frozen=True)
 class RepeatedTokens:
@@ -60,10 +62,10 @@ def repeated_random_tokens(tokenizer, vocab_size: int, *, n_prompts: int, block_
     else:
         second = first
     parts = [first, second]
-    bos = getattr(tokenizer, "bos_token_id", None)
-    if bos is not None:
-        parts.insert(0, torch.full((n_prompts, 1), bos, dtype=torch.long))
-    return RepeatedTokens(torch.cat(parts, dim=1).long(), block_len, seed, bos is not None)
+    bos = bos_prefix(tokenizer)
+    if bos:
+        parts.insert(0, torch.full((n_prompts, 1), bos[0], dtype=torch.long))
+    return RepeatedTokens(torch.cat(parts, dim=1).long(), block_len, seed, bool(bos))
 
 
 def from_spec(model, data: dict) -> RepeatedTokens:

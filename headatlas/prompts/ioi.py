@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from headatlas.prompts.tokens import bos_prefix
+
 # Each template has slots {A} and {B} for the first two mentions (IO and S in some order) and {S}
 # for the repeated subject; the prompt ends right before the answer.
 IOI_TEMPLATES: dict[str, str] = {
@@ -105,8 +107,7 @@ def ioi_dataset(tokenizer, *, template: str, n_prompts: int, seed: int,
     pool = usable_names(tokenizer, names)
     if len(pool) < 6:
         raise ValueError(f"only {len(pool)} of the names are single tokens for this tokenizer")
-    bos = getattr(tokenizer, "bos_token_id", None)
-    prefix = [bos] if bos is not None else []
+    prefix = bos_prefix(tokenizer)
     encoded = {p: _encode(tokenizer, p) for p in pieces if not p.startswith("{")}
     gen = torch.Generator().manual_seed(seed)
 
