@@ -326,3 +326,27 @@ def test_verify_passes_device_and_dtype_to_the_claims_run(monkeypatch):
     assert seen == {"device": "cpu", "dtype": "bfloat16"}
     assert cli.main(["verify", "--json"]) == 0
     assert seen == {"device": "cpu", "dtype": "float32"}
+
+
+def test_scan_passes_device_and_dtype_to_the_loader_and_records_the_dtype(monkeypatch, tmp_path):
+    import torch
+
+    from headatlas import cli, scan
+
+    calls = []
+
+    class Fake:
+        name, n_layers, n_heads, dtype = "smollm2-135m", 1, 1, "bfloat16"
+
+    def fake_load(name, progress=True, *, device=None, dtype=None):
+        calls.append((name, device, dtype))
+        return Fake()
+
+    monkeypatch.setattr(models, "load_model", fake_load)
+    monkeypatch.setattr(scan, "scan_model", lambda m: scan.ScanResult(m.name, {"x": torch.zeros(1, 1)}, {},
+                                                                    dtype=m.dtype))
+    out = tmp_path / "scan.json"
+    assert cli.main(["scan", "smollm2-135m", "--dtype", "bfloat16", "--out", str(out)]) == 0
+    assert calls == [("smollm2-135m", "cpu", "bfloat16")]
+    assert json.loads(out.read_text())["dtype"] == "bfloat16"
+    assert "dtype" not in scan.ScanResult("m", {}, {}).to_json()  # float32: the JSON is unchanged
