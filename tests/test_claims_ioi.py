@@ -1,7 +1,10 @@
-"""The IOI claims' shared logic (claims/claim_ioi.py) and their prompts (headatlas/prompts/ioi.py):
-prompts built as documented, direct logit attribution exact, path patching a no-op when source
-and clean agree, and the GPT-2 small replication checks exercised on a tiny random 12-layer
-GPT-2 with the published heads planted (they must be found) or planted elsewhere (they must not)."""
+"""The IOI measuring pass (headatlas/methods/ioi.py), its prompts (headatlas/prompts/ioi.py) and
+the claims' GPT-2 replication logic (claims/claim_ioi.py): prompts built as documented, the
+logit difference the model's own, direct logit attribution exact, path patching a no-op when
+source and clean agree and batched groups equal to separate runs, the cheap logits path
+patching equal to the generic one, and the GPT-2 small replication checks exercised on a tiny
+random 12-layer GPT-2 with the published heads planted (they must be found) or planted
+elsewhere (they must not)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,11 @@ import torch
 from helpers import smollm2
 from test_methods_fixtures import one_thread  # noqa: F401 (fixture)
 
-from headatlas.prompts import ioi as ioi_prompts
 from headatlas.catalogue import find_root, load_catalogue
+from headatlas.methods import ioi as mioi
+from headatlas.methods import logit_attribution as la
+from headatlas.methods import patching, weights
+from headatlas.prompts import ioi as ioi_prompts
 from headatlas.claims import ClaimRun
 from headatlas.models import LoadedModel, _boot
 
@@ -75,8 +81,18 @@ def test_ioi_prompts_are_seeded_and_reject_bad_templates():
 # ============================================================================ attribution and patching
 
 
-def test_head_dla_adds_up_and_its_io_part_is_exact_when_the_head_attends_only_to_the_io():
-    C = claim_ioi()
+@pytest.mark.parametrize("which", ["tiny", "smollm2"])
+def test_ioi_pass_reads_the_models_own_logit_difference(which):
+    model = tiny_gpt2_12() if which == "tiny" else smollm2()
+    d = ioi_prompts.ioi_dataset(model.tokenizer, template="store-drink", n_prompts=3, seed=0)
+    pas = mioi.ioi_pass(model.bridge, d)
+    with torch.inference_mode():
+        logits = model.bridge(d.clean)[:, d.end].float()
+    idx = torch.arange(d.n)
+    assert torch.allclose(pas.logit_diff, logits[idx, d.io] - logits[idx, d.s], atol=1e-3)
+
+
+def test_head_dla_is_exact_and_its_io_part_is_all_of_it_when_the_head_attends_only_to_the_io():
     model = tiny_gpt2_12()
     d = ioi_prompts.ioi_dataset(model.tokenizer, template="store-drink", n_prompts=4, seed=0)
     layer, head = 11, 4
@@ -87,43 +103,38 @@ def test_head_dla_adds_up_and_its_io_part_is_exact_when_the_head_attends_only_to
         p[torch.arange(d.n), head, d.end, d.io_pos] = 1.0
         return p
 
-    pas = C.ioi_pass(model.bridge, d, fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", only_io)])
+    pas = mioi.ioi_pass(model.bridge, d, fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", only_io)])
     assert torch.allclose(pas.dla_src[:, layer, head, 0], pas.dla[:, layer, head], atol=1e-5)
     assert torch.allclose(pas.attn[:, layer, head, 0], torch.ones(d.n))
-    # Removing that last-layer head at END with the final scale frozen moves the logit difference
-    # by minus its DLA; and direct_effect with zeros as the source says the same.
-    # (The last MLP, which reads the head's output, is frozen too.)
+    # Zeroing that last-layer head at END (the last MLP, which reads it, frozen) moves the
+    # residual at END by minus its output: through the frozen-scale direction, minus its DLA.
     kept = {}
 
-    def keep(key):
-        def fn(x, hook):
-            kept[key] = x.detach().clone()
-            return x
-        return fn
+    def keep(x, hook):
+        kept["mlp"] = x.detach().clone()
+        return x
 
-    C._run(model.bridge, d.clean, [(f"blocks.{layer}.attn.hook_pattern", only_io), ("ln_final.hook_scale", keep("scale")),
-                                   (f"blocks.{layer}.hook_mlp_out", keep("mlp")), ("unembed.hook_in", C._stop)])
-    zeros = [torch.zeros_like(z) for z in pas.z_all or C.z_outputs(model.bridge, d.clean)]
+    mioi.run_hooks(model.bridge, d.clean, [(f"blocks.{layer}.attn.hook_pattern", only_io), (f"blocks.{layer}.hook_mlp_out", keep)])
 
     def zero_head(z, hook):
         z = z.clone()
         z[:, d.end, head] = 0.0
         return z
 
-    frozen = C.ioi_pass(model.bridge, d, fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", only_io),
-                                                    (f"blocks.{layer}.attn.hook_z", zero_head),
-                                                    ("ln_final.hook_scale", lambda x, hook: kept["scale"]),
-                                                    (f"blocks.{layer}.hook_mlp_out", lambda x, hook: kept["mlp"])])
-    change = float((frozen.logit_diff - pas.logit_diff).mean())
-    assert change == pytest.approx(-float(pas.dla[:, layer, head].mean()), abs=1e-4)
-    assert C.direct_effect(model.bridge, pas, d, [(layer, head)], zeros) == pytest.approx(-change, abs=1e-4)
+    zeroed = mioi.ioi_pass(model.bridge, d, fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", only_io),
+                                                       (f"blocks.{layer}.attn.hook_z", zero_head),
+                                                       (f"blocks.{layer}.hook_mlp_out", lambda x, hook: kept["mlp"])])
+    change = ((zeroed.resid - pas.resid) * pas.direction).sum(-1)
+    assert torch.allclose(change, -pas.dla[:, layer, head], atol=1e-4)
+    # The frozen-scale direct effect of patching is a difference of attributions, nothing more.
+    zeros = [torch.zeros_like(z) for z in pas.z_end]
+    assert torch.allclose(la.head_dla_from_z(model.bridge, zeros, pas.direction)[:, layer, head], torch.zeros(d.n))
 
 
 def test_dla_of_every_head_adds_up_to_the_attention_layers_on_smollm2():
-    C = claim_ioi()
     model = smollm2()
     d = ioi_prompts.ioi_dataset(model.tokenizer, template="store-drink", n_prompts=2, seed=0)
-    pas = C.ioi_pass(model.bridge, d)
+    pas = mioi.ioi_pass(model.bridge, d)
     with torch.inference_mode():
         _, cache = model.bridge.run_with_cache(d.clean, names_filter=lambda n: n in ("blocks.29.hook_attn_out", "ln_final.hook_scale"))
         gain = weights.final_gain(model.bridge)
@@ -133,18 +144,54 @@ def test_dla_of_every_head_adds_up_to_the_attention_layers_on_smollm2():
     assert torch.allclose(pas.dla[:, 29].sum(-1), block, atol=1e-3)
 
 
-def test_path_patching_from_the_clean_prompts_themselves_changes_nothing():
-    C = claim_ioi()
+def test_query_path_patching_from_the_clean_prompts_changes_nothing_and_groups_batch():
     model = tiny_gpt2_12()
     d = ioi_prompts.ioi_dataset(model.tokenizer, template="store-drink", n_prompts=3, seed=0)
-    clean = C.ioi_pass(model.bridge, d, keep_z=True)
-    same = C.path_patch_queries(model.bridge, d, clean.z_all, clean.z_all, [(3, 1), (5, 2)], [(9, 9), (10, 0)])
+    clean = mioi.ioi_pass(model.bridge, d, keep_z=True)
+    senders, receivers = [(3, 1), (5, 2)], [(9, 9), (10, 0)]
+    same = mioi.query_path_patch(model.bridge, d, clean.z_all, clean.z_all, [senders], receivers)
     assert torch.allclose(same.logit_diff, clean.logit_diff, atol=1e-5)
-    other = C.z_outputs(model.bridge, d.corrupted)
-    moved = C.path_patch_queries(model.bridge, d, clean.z_all, other, [(3, 1), (5, 2)], [(9, 9), (10, 0)])
+    other = mioi.ioi_pass(model.bridge, d, tokens=d.corrupted, keep_z=True).z_all
+    moved = mioi.query_path_patch(model.bridge, d, clean.z_all, other, [senders], receivers)
     # Only the receivers' attention may move: every earlier head's pattern is untouched.
     assert torch.allclose(moved.attn[:, :9], clean.attn[:, :9], atol=1e-6)
     assert not torch.allclose(moved.attn[:, 9, 9], clean.attn[:, 9, 9], atol=1e-6)
+    # Several sender groups in one batch give what each gives alone.
+    both = mioi.query_path_patch(model.bridge, d, clean.z_all, other, [senders, [(4, 7)]], receivers)
+    alone = mioi.query_path_patch(model.bridge, d, clean.z_all, other, [[(4, 7)]], receivers)
+    assert torch.allclose(both.by_copy("logit_diff", d.n)[0], moved.logit_diff, atol=1e-4)
+    assert torch.allclose(both.by_copy("logit_diff", d.n)[1], alone.logit_diff, atol=1e-4)
+
+
+def test_logits_path_patching_agrees_with_the_generic_path_patching():
+    """methods.ioi.logits_path_patch (residual + head output change through the final norm, no
+    forward pass) equals patching.path_patching with the "logits" receiver at END."""
+    model = tiny_gpt2_12()
+    b = model.bridge
+    d = ioi_prompts.ioi_dataset(model.tokenizer, template="store-drink", n_prompts=3, seed=0)
+    clean = mioi.ioi_pass(b, d, keep_z=True)
+    src = mioi.ioi_pass(b, d, tokens=d.corrupted, keep_z=True)
+    fast = mioi.logits_path_patch(b, clean, src.z_end, [[(6, 3)], [(11, 0)], [(6, 3), (11, 0)]], d).mean(1)
+    metric = la.logit_diff_metric(d.io, d.s, position=d.end)
+    slow = patching.path_patching(b, d.clean, d.corrupted, metric, [(6, 3), (11, 0)], ["logits"], positions=[d.end])
+    assert torch.allclose(fast[:2], slow.float(), atol=1e-4)
+    same = mioi.logits_path_patch(b, clean, clean.z_end, [[(6, 3)]], d)
+    assert torch.allclose(same[0], clean.logit_diff, atol=1e-4)
+
+
+def test_end_only_ablation_hooks_batch_head_sets():
+    model = tiny_gpt2_12()
+    d = ioi_prompts.ioi_dataset(model.tokenizer, template="store-drink", n_prompts=3, seed=0)
+    src = mioi.ioi_pass(model.bridge, d, tokens=d.corrupted, keep_z=True)
+    means = [z.mean(0, keepdim=True) for z in src.z_all]
+    sets = [[(10, 1), (11, 2)], [(8, 5)]]
+    both = mioi.ioi_pass(model.bridge, d, tokens=d.clean.repeat(2, 1), fwd_hooks=mioi.z_hooks_at(sets, means, d.end, d.n))
+    for i, s in enumerate(sets):
+        one = mioi.ioi_pass(model.bridge, d, fwd_hooks=mioi.z_hooks_at([s], means, d.end, d.n))
+        assert torch.allclose(both.by_copy("logit_diff", d.n)[i], one.logit_diff, atol=1e-4)
+        # Only END is touched: an earlier position's output of an ablated head is its clean one.
+    clean = mioi.ioi_pass(model.bridge, d)
+    assert not torch.allclose(both.by_copy("logit_diff", d.n)[0], clean.logit_diff, atol=1e-4)
 
 
 # ============================================================================ GPT-2 replication logic
@@ -218,10 +265,7 @@ def _replicate_on_tiny(claim_id: str, model: LoadedModel, planted: dict | None =
             model.bridge.add_hook(name, fn, is_permanent=True)
     try:
         run = ClaimRun(entry, spec, model.name, model)
-        try:
-            C._replicate(run)
-        except AssertionError:
-            pass
+        C._replicate(run)
         return run
     finally:
         model.bridge.reset_hooks(including_permanent=True)
@@ -229,7 +273,7 @@ def _replicate_on_tiny(claim_id: str, model: LoadedModel, planted: dict | None =
 
 
 def _all_pass(run: ClaimRun) -> bool:
-    return bool(run.check_results) and all(c["holds"] and not c["control_holds"] for c in run.check_results)
+    return run.verdict == "holds"
 
 
 def test_planted_name_movers_are_found_and_others_are_not():
@@ -237,7 +281,7 @@ def test_planted_name_movers_are_found_and_others_are_not():
     assert _all_pass(_replicate_on_tiny("name-mover-gpt2-published", tiny_gpt2_12(), nms))
     elsewhere = {(2, 3): 20.0, (4, 5): 20.0, (6, 7): 20.0}
     run = _replicate_on_tiny("name-mover-gpt2-published", tiny_gpt2_12(), elsewhere)
-    assert not all(c["holds"] for c in run.check_results), run.check_results
+    assert run.verdict != "holds", run.check_results
 
 
 def test_planted_negative_name_movers_are_found_and_others_are_not():
@@ -248,11 +292,11 @@ def test_planted_negative_name_movers_are_found_and_others_are_not():
     assert _all_pass(run), run.check_results
     run = _replicate_on_tiny("negative-name-mover-gpt2-published", tiny_gpt2_12(),
                              {**base, (3, 7): -15.0, (5, 10): -15.0})
-    assert not all(c["holds"] for c in run.check_results), run.check_results
+    assert run.verdict != "holds", run.check_results
 
 
 def test_planted_copy_suppression_head_is_found_and_others_are_not():
     run = _replicate_on_tiny("copy-suppression-gpt2-published", tiny_gpt2_12(suppress=(10, 7)))
     assert _all_pass(run), run.check_results
     run = _replicate_on_tiny("copy-suppression-gpt2-published", tiny_gpt2_12(suppress=(4, 2)))
-    assert not all(c["holds"] for c in run.check_results), run.check_results
+    assert run.verdict != "holds", run.check_results

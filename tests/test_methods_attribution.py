@@ -45,6 +45,36 @@ def test_head_dla_is_the_effect_of_removing_the_head_with_the_final_scale_frozen
         assert float(change) == pytest.approx(-float(dla.heads[last, head]), abs=1e-5)
 
 
+@pytest.mark.parametrize("which", ["tiny", "smollm2"])
+def test_frozen_scale_dla_from_z_equals_component_dla_and_the_residual_gives_the_logit_difference(which):
+    """head_dla_from_z (one position, the final scale frozen) is component_dla's head grid, and
+    logit_diff_from_residual reads the model's own logit difference from the residual there."""
+    model = tiny_gpt2() if which == "tiny" else smollm2()
+    b = model.bridge
+    d = probes.ioi_prompts(model.tokenizer, n_prompts=3)
+    store = {}
+
+    def keep(x, hook):
+        store[hook.name] = x[:, -1].detach().float().clone()
+        return x
+
+    names = ["ln_final.hook_scale", "ln_final.hook_in"] + [f"blocks.{layer}.attn.hook_z" for layer in range(b.cfg.n_layers)]
+    with torch.inference_mode():
+        logits = b.run_with_hooks(d.clean, fwd_hooks=[(n, keep) for n in names])
+    alias = {b.hook_dict[n].name: n for n in names}
+    store = {alias.get(k, k): v for k, v in store.items()}
+    direction = la.frozen_logit_direction(b, d.correct, d.wrong, store["ln_final.hook_scale"])
+    z = [store[f"blocks.{layer}.attn.hook_z"] for layer in range(b.cfg.n_layers)]
+    post = None
+    if la.has_post_attn_norm(b):
+        pytest.skip("no post-attention norm in these models")
+    dla = la.head_dla_from_z(b, z, direction, post).mean(0)
+    ref = la.component_dla(b, d.clean, d.correct, d.wrong).heads
+    assert torch.allclose(dla, ref, atol=1e-4)
+    ld = la.logit_diff_from_residual(b, store["ln_final.hook_in"], d.correct, d.wrong)
+    assert torch.allclose(ld, la.logit_diff(logits.float(), d.correct, d.wrong), atol=1e-3)
+
+
 def test_logit_diff_reads_one_position_per_prompt():
     logits = torch.zeros(2, 3, 5)
     logits[0, 2, 1], logits[0, 2, 3] = 4.0, 1.0

@@ -109,3 +109,62 @@ def component_dla(bridge, tokens: torch.Tensor, correct: torch.Tensor, wrong: to
 def head_dla(bridge, tokens: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor, position=-1) -> torch.Tensor:
     """Direct logit attribution of each head to logit[correct] - logit[wrong]: [layer, head]."""
     return component_dla(bridge, tokens, correct, wrong, position).heads
+
+
+# ----------------------------------------------------------------------------- frozen-scale DLA at one position
+
+
+def has_post_attn_norm(bridge) -> bool:
+    """Gemma-style blocks normalise the attention output before adding it to the residual."""
+    return "blocks.0.ln1_post.hook_scale" in bridge.hook_dict
+
+
+def frozen_logit_direction(bridge, correct: torch.Tensor, wrong: torch.Tensor, final_scale: torch.Tensor) -> torch.Tensor:
+    """[batch, d_model] d such that a residual-stream component c at the read position adds c . d
+    to logit[correct] - logit[wrong] with the final norm's scale frozen at `final_scale` ([batch]
+    or [batch, 1], its hook_scale there): W_U[correct] - W_U[wrong] through the norm's gain and
+    scale, centred for LayerNorm (its centring is linear: c - mean(c))."""
+    from headatlas.methods.weights import final_gain
+
+    w_u = bridge.W_U.detach().float()
+    d = (w_u[:, correct] - w_u[:, wrong]).T * final_gain(bridge) / final_scale.float().reshape(-1, 1)
+    if is_layernorm(bridge):
+        d = d - d.mean(-1, keepdim=True)
+    return d
+
+
+def head_dla_from_z(bridge, z: list, direction: torch.Tensor, post_scale: list | None = None) -> torch.Tensor:
+    """Direct logit attribution of every head from its hook_z at the read position, with every
+    norm's scale frozen: z per layer [batch, head, d_head]; direction from
+    `frozen_logit_direction`; post_scale per layer [batch] (Gemma's post-attention norm scale
+    there), or None. -> [batch, layer, head]. Because the map is linear in z, the direct effect
+    of patching heads (their output reaching the logits from other prompts while every scale
+    stays frozen) is the difference of this attribution between the two z's: it is not a
+    separate measurement."""
+    from headatlas.methods.weights import norm_gain
+
+    w_o = bridge.W_O.detach().float()
+    d_model = w_o.shape[-1]
+    out = []
+    for layer, zl in enumerate(z):
+        o = torch.einsum("bhd,hdm->bhm", zl.float(), w_o[layer])
+        if post_scale is not None:
+            o = o * (norm_gain(bridge.blocks[layer].ln1_post, d_model) / post_scale[layer].float().reshape(-1, 1))[:, None]
+        out.append((o * direction[:, None]).sum(-1))
+    return torch.stack(out, 1)
+
+
+def logit_diff_from_residual(bridge, resid: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
+    """logit[correct] - logit[wrong] from the residual stream before the final norm at the read
+    position: resid [..., batch, d_model] -> [..., batch]. The norm recomputes its scale (nothing
+    frozen), and only the two unembedding columns are read, never the full vocabulary."""
+    shape = resid.shape
+    with torch.inference_mode():
+        x = bridge.ln_final(resid.reshape(-1, 1, shape[-1]).to(bridge.W_U.dtype))[:, 0].float()
+    x = x.reshape(shape)
+    w_u = bridge.W_U.detach().float()
+    out = (x * (w_u[:, correct] - w_u[:, wrong]).T).sum(-1)
+    b_u = optional_param(bridge, "b_U")
+    if b_u is not None:
+        out = out + (b_u[correct] - b_u[wrong]).float()
+    return out

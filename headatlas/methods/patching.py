@@ -18,7 +18,7 @@ import torch
 
 from headatlas.methods.replacement import (Heads, Metric, all_heads, cache_z, chunked_replacement, head_grid,
                                         position_mask, run_metric, z_replacement_hooks)
-from headatlas.methods.weights import head_weights, kv_group
+from headatlas.methods.weights import kv_group
 
 
 @dataclass
@@ -199,6 +199,99 @@ def _parse_receivers(receivers) -> tuple[list[tuple[int, int, str]], bool]:
     return qkv, logits
 
 
+class _StopAfterReceivers(Exception):
+    pass
+
+
+def receiver_patch_hooks(bridge, clean: torch.Tensor, z_clean, z_src, sender_groups: Sequence[Heads],
+                         receivers: Sequence[tuple[int, int, str]], *, positions=None,
+                         fwd_hooks: Sequence = ()) -> list:
+    """Step 1 of path patching, batched over groups of senders: for each group g, run the clean
+    prompts with the group's hook_z taken from `z_src` at `positions` and every other head
+    frozen at its clean hook_z (MLPs and norms recompute), and record the receivers' q/k/v.
+    Returns the hooks of step 2 for a batch `clean.repeat(len(sender_groups), 1)`: rows
+    g*b ... (g+1)*b-1 get group g's recorded q/k/v at the receivers (every position: only the
+    patched positions and those after them can differ) and compute everything else freely.
+
+    z_clean, z_src: per layer [b, pos, head, d_head] (a list, or cache_z's stacked tensor).
+    On grouped-query models a k or v receiver is the key/value head its query head shares."""
+    groups = [[tuple(map(int, h)) for h in g] for g in sender_groups]
+    qkv = [(int(a), int(b), c) for a, b, c in receivers]
+    for g in groups:
+        for sl, sh in g:
+            for rl, rh, _ in qkv:
+                if rl <= sl:
+                    raise ValueError(f"receiver {rl}.{rh} is not after sender {sl}.{sh}")
+    n, (b, s) = len(groups), clean.shape
+    mask = position_mask(positions, b, s)
+    last = max(r[0] for r in qkv)
+    sites = sorted({(r[0], r[2]) for r in qkv})
+    captured: dict[tuple[int, str], torch.Tensor] = {}
+
+    def freeze(z, hook):
+        layer = int(hook.name.split(".")[1])
+        base = z_clean[layer].to(z.dtype)
+        new = base.repeat(n, 1, 1, 1).view(n, b, s, *base.shape[2:]).clone()
+        for i, g in enumerate(groups):
+            for sl, sh in g:
+                if sl == layer:
+                    new[i, :, :, sh] = torch.where(mask[..., None], z_src[layer][:, :, sh].to(z.dtype), base[:, :, sh])
+        return new.view(n * b, s, *base.shape[2:])
+
+    def record(x, hook, key=None):
+        captured[key] = x.detach().clone()
+        return x
+
+    def stop(z, hook):  # the last receiver layer's hook_z fires after its q, k and v
+        raise _StopAfterReceivers
+
+    hooks = list(fwd_hooks) + [(f"blocks.{layer}.attn.hook_z", freeze) for layer in range(last)]
+    hooks += [(f"blocks.{rl}.attn.hook_{c}", functools.partial(record, key=(rl, c))) for rl, c in sites]
+    hooks.append((f"blocks.{last}.attn.hook_z", stop))
+    with torch.inference_mode():
+        try:
+            bridge.run_with_hooks(clean.repeat(n, 1), fwd_hooks=hooks, return_type=None)
+        except _StopAfterReceivers:
+            pass
+    group = kv_group(bridge)
+    by_site: dict[tuple[int, str], set[int]] = defaultdict(set)
+    for rl, rh, c in qkv:
+        by_site[(rl, c)].add(rh if c == "q" else rh // group)
+    out = []
+    for (rl, c), idx in sorted(by_site.items()):
+        def patch(x, hook, key=(rl, c), idx=sorted(idx)):
+            x = x.clone()
+            x[:, :, idx] = captured[key][:, :, idx].to(x.dtype)
+            return x
+        out.append((f"blocks.{rl}.attn.hook_{c}", patch))
+    return out
+
+
+def head_output_delta(bridge, z_from, z_to, heads: Heads, post_scale=None, w_o: torch.Tensor | None = None) -> torch.Tensor:
+    """What the residual stream gains when `heads`' hook_z changes from z_from to z_to, summed
+    over the heads: sum of (z_to - z_from) W_O. z_*: per layer [..., head, d_head] (any leading
+    shape, e.g. [b, pos] or one position [b]). Gemma-style blocks normalise the attention output
+    before adding it: pass `post_scale` (per layer, the post-attention norm's hook_scale with
+    z's leading shape, e.g. [b]) to apply that norm with its scale frozen (gain / scale).
+    `w_o`: bridge.W_O, when the caller already holds it (reading it stacks every layer).
+    -> [..., d_model]."""
+    from headatlas.methods.weights import norm_gain
+
+    w_o = bridge.W_O.detach() if w_o is None else w_o
+    total = None
+    for layer, head in heads:
+        layer, head = int(layer), int(head)
+        d = torch.einsum("...d,dm->...m", (z_to[layer][..., head, :] - z_from[layer][..., head, :]).float(),
+                         w_o[layer, head].float())
+        if post_scale is not None:
+            gain = norm_gain(bridge.blocks[layer].ln1_post, d.shape[-1])
+            d = d * gain / post_scale[layer].float()[..., None]
+        total = d if total is None else total + d
+    if total is None:
+        raise ValueError("no heads given")
+    return total
+
+
 def path_patching(bridge, clean: torch.Tensor, corrupted: torch.Tensor, metric: Metric,
                   senders: Heads, receivers: Sequence[Receiver], *, positions=None, chunk: int = 4,
                   z_clean: torch.Tensor | None = None, z_corr: torch.Tensor | None = None) -> torch.Tensor:
@@ -207,10 +300,11 @@ def path_patching(bridge, clean: torch.Tensor, corrupted: torch.Tensor, metric: 
     only those paths carrying the corrupted sender).
 
     Receivers: (layer, head, "q"|"k"|"v") inputs of later heads, and/or "logits" (the sender's
-    direct path to the unembedding). Step 1: run clean with the sender's hook_z from the
-    corrupted prompts and every other head frozen at its clean hook_z (MLPs recompute), and
-    record the receivers' q/k/v. Step 2: run clean with only those q/k/v replaced, plus, for
-    "logits", the sender's output change added to the final residual stream.
+    direct path to the unembedding). Step 1 (`receiver_patch_hooks`): run clean with the
+    sender's hook_z from the corrupted prompts and every other head frozen at its clean hook_z
+    (MLPs recompute), and record the receivers' q/k/v. Step 2: run clean with only those q/k/v
+    replaced, plus, for "logits", the sender's output change (`head_output_delta`) added to the
+    final residual stream, whose norm then recomputes.
     On grouped-query models, a k or v receiver is the key/value head its query head shares, so
     patching it reaches every query head of that group.
     """
@@ -222,48 +316,17 @@ def path_patching(bridge, clean: torch.Tensor, corrupted: torch.Tensor, metric: 
                 raise ValueError(f"receiver {rl}.{rh} is not after sender {sl}.{sh}")
     z_clean = cache_z(bridge, clean) if z_clean is None else z_clean
     z_corr = cache_z(bridge, corrupted) if z_corr is None else z_corr
-    w_o = head_weights(bridge)["W_O"]
-    group = kv_group(bridge)
     b, s = clean.shape
     mask = position_mask(positions, b, s)
-    n_layers = bridge.cfg.n_layers
     out = []
     for start in range(0, len(senders), chunk):
         part = senders[start:start + chunk]
         k = len(part)
-        captured: dict[tuple[int, str], torch.Tensor] = {}
-        if qkv:
-            def freeze(z, hook):
-                layer = int(hook.name.split(".")[1])
-                new = z_clean[layer].repeat(k, 1, 1, 1).to(z.dtype).clone().view(k, b, s, *z.shape[2:])
-                for i, (sl, sh) in enumerate(part):
-                    if sl == layer:
-                        new[i, :, :, sh] = torch.where(mask[..., None], z_corr[layer][:, :, sh], z_clean[layer][:, :, sh])
-                return new.view(k * b, s, *z.shape[2:])
-
-            def record(x, hook, key=None):
-                captured[key] = x.detach().clone()
-                return x
-
-            hooks = [(f"blocks.{layer}.attn.hook_z", freeze) for layer in range(n_layers)]
-            hooks += [(f"blocks.{rl}.attn.hook_{c}", functools.partial(record, key=(rl, c)))
-                      for rl, c in sorted({(r[0], r[2]) for r in qkv})]
-            with torch.inference_mode():
-                bridge.run_with_hooks(clean.repeat(k, 1), fwd_hooks=hooks, return_type=None)
-
-        hooks = []
-        by_site: dict[tuple[int, str], set[int]] = defaultdict(set)
-        for rl, rh, c in qkv:
-            by_site[(rl, c)].add(rh if c == "q" else rh // group)
-        for (rl, c), idx in by_site.items():
-            def patch(x, hook, key=(rl, c), idx=sorted(idx)):
-                x = x.clone()
-                x[:, :, idx] = captured[key][:, :, idx].to(x.dtype)
-                return x
-            hooks.append((f"blocks.{rl}.attn.hook_{c}", patch))
+        hooks = receiver_patch_hooks(bridge, clean, z_clean, z_corr, [[h] for h in part], qkv,
+                                     positions=positions) if qkv else []
         if to_logits:
-            delta = torch.stack([torch.einsum("bpd,dm->bpm", (z_corr[sl][:, :, sh] - z_clean[sl][:, :, sh]) * mask[..., None],
-                                              w_o[sl, sh]) for sl, sh in part])     # [k, b, s, d_model]
+            masked = [torch.where(mask[..., None, None], z_corr[layer], z_clean[layer]) for layer in range(len(z_clean))]
+            delta = torch.stack([head_output_delta(bridge, z_clean, masked, [h]) for h in part])  # [k, b, s, d_model]
 
             def add(x, hook, delta=delta):
                 return x + delta.reshape(k * b, s, -1).to(x.dtype)
