@@ -95,7 +95,7 @@ class ModelSource(_Strict):
     format spec such as `{n:02d}` is allowed), `chunks` lists each part's size and sha256, and
     `size`/`sha256` are the assembled file's."""
 
-    kind: Literal["pypi-gguf", "pypi-gguf-assembled", "pypi-gguf-chunks", "hub", "random-twin"]
+    kind: Literal["pypi-gguf", "pypi-gguf-assembled", "pypi-gguf-chunks", "hub", "random-twin", "toy"]
     package: str | None = None
     version: str | None = None
     module: str | None = None
@@ -107,6 +107,14 @@ class ModelSource(_Strict):
     twin_of: str | None = None
     seed: int | None = None
     chunks: list[GgufChunk] | None = None
+    # `toy`: a small transformer trained here from scratch (headatlas.methods.toymodels); the
+    # task, architecture, optimiser, steps and seed are the weights' identity (hashed).
+    task: str | None = None
+    task_params: dict[str, Any] | None = None
+    architecture: dict[str, Any] | None = None
+    optimiser: dict[str, Any] | None = None
+    steps: int | None = Field(default=None, ge=0)
+    eval_every: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> "ModelSource":
@@ -116,6 +124,7 @@ class ModelSource(_Strict):
             "pypi-gguf-chunks": ("package", "version", "module", "file", "sha256", "size", "chunks"),
             "hub": ("repo",),
             "random-twin": ("twin_of", "seed"),
+            "toy": ("task", "architecture", "optimiser", "steps", "seed"),
         }[self.kind]
         missing = [f for f in need if getattr(self, f) is None]
         if missing:

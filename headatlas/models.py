@@ -408,6 +408,8 @@ def _load_model(name: str, progress: bool, device: str, dtype: str) -> LoadedMod
         return _load_hub(name, info.source.repo, info, device, dtype)
     if info.source.kind == "random-twin":
         return _load_twin(name, info, progress, device, dtype)
+    if info.source.kind == "toy":
+        return load_toy(name, info, progress)
     return _load_packaged(name, info, progress, device, dtype)
 
 
@@ -433,3 +435,23 @@ def try_load(name: str) -> tuple[LoadedModel | None, str]:
 
 
 _unavailable: dict[str, str] = {}
+
+
+# ----------------------------------------------------------------------------- toy models
+
+
+def load_toy(name: str, info: ModelInfo, progress: bool = True, steps: int | None = None) -> LoadedModel:
+    """A `toy` model: trained on CPU from its spec (seconds to minutes), cached by the spec's hash
+    under cache_root()/toy/, reloaded from there in well under a second. `bridge` is the toy
+    module (it has cfg.n_layers and cfg.n_heads), there is no tokenizer, and weights_sha256 is
+    the spec's hash. steps=0 gives the untrained twin (the same architecture at initialisation)."""
+    from headatlas.methods import toymodels
+
+    t0 = time.perf_counter()
+    spec = toymodels.ToySpec.from_source(info.source)
+    if steps is not None:
+        spec = spec.with_(steps=steps)
+    run = toymodels.load(spec, progress=progress, label=name if steps is None else f"{name} (steps={steps})")
+    return LoadedModel(name if steps is None else f"{name}@step{steps}", run.model, None, info, spec.sha256,
+                       time.perf_counter() - t0, from_cache=run.from_cache,
+                       extra={"toy": run, "spec": spec.as_dict(), "train_seconds": run.seconds})
