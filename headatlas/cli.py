@@ -143,6 +143,28 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seeds(args: argparse.Namespace) -> int:
+    """Train every toy model with several seeds; record which head takes each role and when."""
+    import json
+
+    from headatlas.catalogue import find_root, load_model_registry
+    from headatlas.methods import toymodels
+
+    toys = {n: i for n, i in load_model_registry().items() if i.source.kind == "toy"}
+    names = [n for n in toys if not args.task or toys[n].source.task in args.task or n in args.task]
+    if not names:
+        return _fail(f"no toy model matches {args.task}; toy models: {', '.join(toys)}")
+    for name in names:
+        study = toymodels.seed_study(name, range(args.seeds))
+        path = toymodels.seeds_path(find_root(), study["task"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(study, indent=1) + "\n")
+        for role, a in study["agreement"].items():
+            console.print(f"[green]✓[/] {name} {role}: layer {a['modal_layer']} in {a['layer_agreement']:.0%} of "
+                          f"{a['seeds']} seeds, formed in {a['formed']} (steps {a['formed_step']}) -> {path}")
+    return 0
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
     from headatlas.models import DEFAULT_DEVICE, DEFAULT_DTYPE, DTYPES
 
@@ -175,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output JSON path (default results/scans/<model>.json)")
     _run_options(p)
     p.set_defaults(func=cmd_scan)
+    p = sub.add_parser("seeds", help="train each toy model with several seeds and compare the heads' roles")
+    p.add_argument("--task", action="append", help="only this toy task or model (repeatable)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    p.set_defaults(func=cmd_seeds)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -18,5 +18,6 @@ if headatlas verify --accept; then
 else
   echo "[atlas] some claims errored or hold on the random-weights twin; the site and the table above show which"
 fi
+headatlas seeds || echo "[atlas] the toy seed study failed; results/seeds/ keeps the committed table"
 echo "[atlas] still serving on http://127.0.0.1:8000 (Ctrl-C stops it)"
 wait "$server"
