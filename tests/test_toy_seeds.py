@@ -1,0 +1,78 @@
+"""Toy models as atlas models: spec hashing, the cache, loading through headatlas.models, and the
+committed seed study (results/seeds/<task>.json) re-checked on one seed.
+
+The re-check trains seed 0 of each task, the seed the claims use, so a CI run that has already
+run the claims reads it from the cache. Training is deterministic on one CPU thread; the
+tolerances only allow for a different CPU or PyTorch build: the role's layer must match and its
+formation step may move by at most two evaluation intervals."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+from headatlas.catalogue import find_root, load_model_registry
+from headatlas.methods import toymodels
+
+ROOT = find_root()
+TOYS = {n: i for n, i in load_model_registry().items() if i.source.kind == "toy"}
+RECHECK_SEED = 0
+STEP_TOLERANCE_EVALS = 2
+
+
+def test_spec_hash_names_everything_that_shapes_the_weights():
+    spec = toymodels.ToySpec.from_source(TOYS["toy-induction"].source)
+    assert spec.sha256 == toymodels.ToySpec.from_source(TOYS["toy-induction"].source).sha256
+    for change in ({"seed": 1}, {"steps": 0}, {"optimiser": {**spec.optimiser, "lr": 0.001}}):
+        assert spec.with_(**change).sha256 != spec.sha256
+
+
+def test_tiny_spec_trains_caches_and_reloads_identically(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEADATLAS_CACHE", str(tmp_path))
+    spec = toymodels.ToySpec.from_source(TOYS["toy-backcopy"].source).with_(steps=20, eval_every=10)
+    first = toymodels.load(spec)
+    assert not first.from_cache and (toymodels.cache_dir(spec) / "weights.pt").is_file()
+    t0 = time.perf_counter()
+    again = toymodels.load(spec)
+    assert again.from_cache and time.perf_counter() - t0 < 1.0
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert sorted(again.checkpoints()) == [0, 10, 20]
+    retrained, _ = toymodels.train(spec)     # deterministic: the same weights from scratch
+    for a, b in zip(first.model.state_dict().values(), retrained.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_loaded_toy_model_looks_like_an_atlas_model(tmp_path, monkeypatch):
+    from headatlas.models import load_toy
+
+    monkeypatch.setenv("HEADATLAS_CACHE", str(tmp_path))
+    untrained = load_toy("toy-parity", TOYS["toy-parity"], progress=False, steps=0)
+    assert (untrained.n_layers, untrained.n_heads) == (2, 10) and untrained.tokenizer is None
+    spec = toymodels.ToySpec.from_source(TOYS["toy-parity"].source).with_(steps=0)
+    assert untrained.weights_sha256 == spec.sha256
+
+
+@pytest.mark.parametrize("task", ["induction", "parity", "bigram", "backcopy"])
+def test_one_seed_reproduces_the_committed_seed_table(task):
+    path = toymodels.seeds_path(ROOT, task)
+    if not path.is_file():
+        pytest.skip(f"no committed seed study for {task} (run `headatlas seeds`)")
+    table = json.loads(path.read_text())
+    row = next(s for s in table["seeds"] if s["seed"] == RECHECK_SEED)
+    info = load_model_registry()[table["model"]]
+    spec = toymodels.ToySpec.from_source(info.source).with_(seed=RECHECK_SEED)
+    assert spec.sha256 == row["sha256"], "the registry's spec changed since the table was recorded: rerun `headatlas seeds`"
+    roles = toymodels.roles_of(toymodels.load(spec))
+    tol = STEP_TOLERANCE_EVALS * spec.eval_every
+    for role, want in row["roles"].items():
+        got = roles[role]
+        assert got["layer"] == want["layer"], f"{task} {role}: layer {got['layer']}, table says {want['layer']}"
+        if want["formed_step"] is None:
+            assert got["formed_step"] is None
+        else:
+            assert got["formed_step"] is not None and abs(got["formed_step"] - want["formed_step"]) <= tol
+        assert abs(got["score"] - want["score"]) <= 0.1
