@@ -14,7 +14,7 @@ On each held-out variant (task + template, other seeds):
 2. The function vector: their means added (each at its own layer, last position) to zero-shot
    prompts for the held-out half of the task's pairs, never used in any demonstration: the gain
    in how often the correct answer enters the model's top n predictions.
-Both against 39 head sets drawn from the same layers, each with its own means, edited in one
+Both against 19 head sets drawn from the same layers, each with its own means, edited in one
 batched pass; and where the heads sit, against the entry's layer band.
 """
 
@@ -84,6 +84,8 @@ def test_function_vector_heads(run):
     sd = run.selection_data
     est = torch.zeros(model.n_layers, model.n_heads)
     tasks = [{**v, "seed": sd["seed"]} for _, v in spec_variants(run.spec.data)] if sd.get("tasks") == "pooled" else [sd]
+    for _, d in spec_variants(run.spec.data):   # can the model do each held-out task at all?
+        task_data(run, d)
     for d in tasks:
         _, _, shuffled, means = task_data(run, d)
         est += indirect_effect_estimate(bridge, shuffled.tokens, shuffled.answer, means) / len(tasks)

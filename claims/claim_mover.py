@@ -9,7 +9,7 @@ memoised pass per model and template, claims/_facts.py); countries are split in 
 On the selection half: the k heads in the entry's layer band that attend most from the final
 position to the subject are the movers, frozen. On each held-out variant (other countries, three
 templates): zero-ablating their output at the final position only must take away most of the
-correct attribute's probability (ratio of means, bootstrapped), more than for 39 head sets drawn
+correct attribute's probability (ratio of means, bootstrapped), more than for 19 head sets drawn
 from the same layers, ablated in one batched pass.
 """
 

@@ -8,7 +8,7 @@ that attend most from the final position to the relation words, frozen. On each 
 the measure is the category preference: the mean logit over the relation's answers (all
 capitals) minus the mean logit over another relation's answers (all languages), which no
 subject-specific signal can produce. Zero-ablating the k heads at the final position must lower
-it, by more than zero-ablating 39 head sets drawn from the same layers (one batched pass). Their
+it, by more than zero-ablating 19 head sets drawn from the same layers (one batched pass). Their
 attention to the relation words is judged against 999 such sets; their direct contribution read
 from the relation words (attribution through the unembedding) is recorded.
 """

@@ -14,8 +14,8 @@ top k are frozen. On each held-out variant (other seeds and templates):
    full stop: it comes after the adjective and the verb, so it can read the whole review just
    as the full stop can, but it is not a summary token.
 2. The frozen heads' outputs patched at the full stop only: the share of what the full stop
-   passes on that they carry (ratio of means, bootstrapped), against 39 head sets drawn from the
-   same layers, patched in one batched pass; and, as a control, the same heads patched at " it".
+   passes on that they carry (ratio of means, bootstrapped), against 19 head sets drawn from the
+   same layers (19 sets), patched in one batched pass; and, as a control, the same heads patched at " it".
 """
 
 import functools
@@ -24,6 +24,7 @@ import torch
 from _facts import columns, head_set, last_residual, set_edit_hooks
 
 from headatlas.claims import claim
+from headatlas.claims.runtime import spec_variants
 from headatlas.methods import stats
 from headatlas.methods.patching import z_gradients
 from headatlas.methods.replacement import cache_z
@@ -83,11 +84,13 @@ def test_sentiment_summarizers(run):
     k = int(p["k"])
     sd = run.selection_data
     select = sentiment_prompts(tok, sd["template"], n_pairs=int(sd["n_pairs"]), seed=int(sd["seed"]))
-    sel_base = per_review(bridge, select, select.tokens)
-    n_right = int((sel_base > 0).sum())
-    if n_right < MIN_RIGHT * len(sel_base):
-        run.not_applicable(f"separates {n_right} of {len(sel_base)} selection reviews the right way; "
-                           f"needs at least {MIN_RIGHT:.0%}")
+    # Can the model do the task at all? Checked on the selection and every held-out set first.
+    for name, d in [("selection", sd)] + spec_variants(run.spec.data):
+        data = sentiment_prompts(tok, d["template"], n_pairs=int(d["n_pairs"]), seed=int(d["seed"]))
+        n_right = int((per_review(bridge, data, data.tokens) > 0).sum())
+        if n_right < MIN_RIGHT * data.tokens.shape[0]:
+            run.not_applicable(f"separates {n_right} of {data.tokens.shape[0]} reviews ({name}) the right way; "
+                               f"needs at least {MIN_RIGHT:.0%}")
     est = summary_attribution(bridge, select)
     order = torch.argsort(est.flatten(), descending=True)[:k]
     top = [(int(i) // model.n_heads, int(i) % model.n_heads) for i in order]
@@ -99,9 +102,6 @@ def test_sentiment_summarizers(run):
         test = sentiment_prompts(tok, d["template"], n_pairs=int(d["n_pairs"]), seed=int(d["seed"]))
         n = test.tokens.shape[0]
         base = per_review(bridge, test, test.tokens)
-        n_right = int((base > 0).sum())
-        if n_right < MIN_RIGHT * n:
-            run.not_applicable(f"separates {n_right} of {n} held-out reviews the right way; needs at least {MIN_RIGHT:.0%}")
         control_pos = test.summary_pos - 1                                   # " it": after the verb, not a summary
         column = base - per_review(bridge, test, test.tokens, column_hooks(bridge, test, test.summary_pos))
         control_column = base - per_review(bridge, test, test.tokens, column_hooks(bridge, test, control_pos))
