@@ -265,7 +265,10 @@ def test_name_movers(run):
     backups = top_by(rise_sel, int(p["backup_candidates"]), allowed=lambda h: bool(pool[h]))
     run.select(nms, groups={"negative name mover": nnm, "S-inhibition candidates": cands, "backup candidates": backups},
                selection_io_copy_share=float(sel.io_copy[nms[0]]) / sel.ld)
-    sets = null_sets(run, nms, int(p["null_sets"]))
+    # Heads within one layer of each name mover: a layer of SmolLM2 or Gemma-3 leaves only 3-8
+    # other heads (a few dozen distinct sets), and the name movers' layer holds further heads
+    # with smaller IO-copy terms, so a same-layer null is a handful of near-name-mover sets.
+    sets = null_sets(run, nms, int(p["null_sets"]), exclude=nnm, match="band")
     z = ov_self_z(model, p["vocab_n"], p["vocab_seed"])
     for data in run.variants():
         b = held_out_base(run)
@@ -321,9 +324,10 @@ def ioi_circuit(run, data: dict, b: Base, nms, nnm, cands, backups) -> dict[str,
 @claim("name-mover-path-patching")
 def test_name_movers_direct_path(run):
     model, p = run.model, run.params
-    _, nms = _select_name_movers(run)
-    run.select(nms)
-    sets = null_sets(run, nms, int(p["null_sets"])).tolist()
+    sel, nms = _select_name_movers(run)
+    nnm = negative_name_movers(sel, 1)
+    run.select(nms, groups={"negative name mover": nnm})
+    sets = null_sets(run, nms, int(p["null_sets"]), exclude=nnm, match="band").tolist()
     for _ in run.variants():
         b = held_out_base(run)
         src = [z[:, b.data.end].float() for z in b.src_z]
@@ -401,8 +405,11 @@ def test_negative_name_movers(run):
     model, p = run.model, run.params
     sel = selection_base(run)
     nnm = negative_name_movers(sel, 1)
-    run.select(nnm, selection_io_copy_share=float(sel.io_copy[nnm[0]]) / sel.ld)
-    sets = null_sets(run, nnm, int(p["null_sets"]), match="band")
+    nms = name_movers(sel, int(p["name_movers"]))
+    run.select(nnm, groups={"name movers": nms}, selection_io_copy_share=float(sel.io_copy[nnm[0]]) / sel.ld)
+    # The null for its attention: heads within one layer of it other than the name movers
+    # (frozen on the same selection prompts), which attend to the IO by definition.
+    sets = null_sets(run, nnm, int(p["null_sets"]), exclude=nms, match="band")
     z = ov_self_z(model, p["vocab_n"], p["vocab_seed"])
     (h,) = nnm
     for _ in run.variants():
