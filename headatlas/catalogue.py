@@ -305,7 +305,7 @@ class ClaimSpec(_Strict):
     control: str
     params: dict[str, Any] = {}
     sources: list[str] = Field(min_length=1)
-    selection: dict[str, Any] | Literal["weights", "published"] | None = Field(None,
+    selection: dict[str, Any] | Literal["weights", "published"] = Field(
         description="data overrides of the set the heads are chosen on (held out from every "
                     "variant), or 'weights' when the heads come from the weights alone, or "
                     "'published' when the literature names them")
@@ -330,7 +330,7 @@ class ClaimSpec(_Strict):
 
     @model_validator(mode="after")
     def _has_null(self) -> "ClaimSpec":
-        if self.selection is not None and not any(c.beats_null for c in self.checks):
+        if not any(c.beats_null for c in self.checks):
             raise ValueError("a claim needs a null distribution: give at least one check a "
                              "`beats_null:` naming the distribution its test records (matched head "
                              "sets or all heads), so that one lucky control draw cannot pass it")

@@ -148,6 +148,17 @@ def test_the_validator_refuses_a_selection_set_equal_to_a_held_out_variant(tmp_p
         ClaimSpec.model_validate(spec)
 
 
+def test_a_claim_must_say_where_its_heads_come_from():
+    from pydantic import ValidationError
+
+    from headatlas.catalogue import ClaimSpec
+
+    spec = load_catalogue(ROOT).claims[CLAIM][1].model_dump()
+    del spec["selection"]
+    with pytest.raises(ValidationError, match="selection"):
+        ClaimSpec.model_validate(spec)
+
+
 def test_a_claim_without_a_null_is_refused():
     from headatlas.catalogue import ClaimSpec
 
