@@ -18,9 +18,10 @@ from typing import Any
 from headatlas.catalogue import Catalogue, HeadEntry
 from headatlas.site import atlas, figures
 from headatlas.site import verdicts as vd
-from headatlas.site.verdicts import CALIBRATION, CONTROL, HELD_OUT, NO_RESULT, Verdict, head_label
+from headatlas.site.verdicts import CALIBRATION, CONTROL, HELD_OUT, NO_RESULT, TOY, Verdict, head_label
 
-ROLE_LABEL = {CALIBRATION: "calibration model", HELD_OUT: "held-out", CONTROL: "random-weights twin: must not hold"}
+ROLE_LABEL = {CALIBRATION: "calibration model", HELD_OUT: "held-out", CONTROL: "random-weights twin: must not hold",
+              TOY: "toy model"}
 
 
 @dataclass
@@ -137,9 +138,10 @@ class SiteBuilder:
         self.models = list(cat.models) + [m for m in sorted(set(results) | set(self.scans)) if m not in cat.models]
         self.default_model = next((n for n, m in cat.models.items() if m.default), None)
         self.twins = {n: m.twin_of for n, m in cat.models.items() if m.twin_of}  # random-weights twins: controls
+        self.toys = {n for n, m in cat.models.items() if m.source.kind == "toy"}  # trained here for toy claims
         # the transfer matrix's columns: the calibration model, the held-out models, then the controls
         with_results = [m for m in self.models if m in results]
-        self.result_models = sorted(with_results, key=lambda m: [CALIBRATION, HELD_OUT, CONTROL].index(self.role(m)))
+        self.result_models = sorted(with_results, key=lambda m: [CALIBRATION, HELD_OUT, TOY, CONTROL].index(self.role(m)))
         self.membership = self.build_membership()
         # One colour and label per head type across every model page, so a type looks the same everywhere.
         self.grid_maps = {m: atlas.score_maps(m, self.model_records(m), self.scans.get(m), cat.heads)
@@ -165,12 +167,13 @@ class SiteBuilder:
 
     def role(self, model: str) -> str:
         """calibration (the default model), held-out, or control (a random-weights twin)."""
-        return vd.role(model, self.default_model, self.twins)
+        return vd.role(model, self.default_model, self.twins, self.toys)
 
     def role_note(self, model: str) -> str:
         """'(calibration model)', '(held-out)' or '(random-weights twin: must not hold)', with hover text."""
         r = self.role(model)
-        word = {CALIBRATION: "calibration model", HELD_OUT: "held-out model", CONTROL: "random-weights twin"}[r]
+        word = {CALIBRATION: "calibration model", HELD_OUT: "held-out model", CONTROL: "random-weights twin",
+                TOY: "toy model"}[r]
         return f"({term(word, ROLE_LABEL[r])})"
 
     def verdict(self, claim_id: str, model: str) -> Verdict:
@@ -190,7 +193,7 @@ class SiteBuilder:
     def held_out_summary(self, pairs) -> str:
         """'On held-out models: N holds of M' (then the calibration model and the twins), for
         (claim id, model) pairs that have a record."""
-        by_role: dict[str, list[Verdict]] = {CALIBRATION: [], HELD_OUT: [], CONTROL: []}
+        by_role: dict[str, list[Verdict]] = {CALIBRATION: [], HELD_OUT: [], TOY: [], CONTROL: []}
         for claim_id, model in pairs:
             if (claim_id, model) in self.records:
                 by_role[self.role(model)].append(self.verdict(claim_id, model))
@@ -210,6 +213,10 @@ class SiteBuilder:
             parts.append(f"on the {term('calibration model')} {self.default_model}: "
                          f"{sum(v.key == 'holds' for v in cal)} holds of {len(cal)}"
                          + (f" ({tally(cal)})" if tally(cal) else ""))
+        toy = by_role[TOY]
+        if toy:
+            parts.append(f"on the {term('toy model', 'toy models')}: {sum(v.key == 'holds' for v in toy)} holds of "
+                         f"{len(toy)}" + (f" ({tally(toy)})" if tally(toy) else ""))
         ctl = by_role[CONTROL]
         if ctl:
             parts.append(f"on the {term('random-weights twin', 'random-weights twin')} (must not hold): "
@@ -223,7 +230,7 @@ class SiteBuilder:
             return badge("no claim yet")
         pairs = [(spec.id, m) for spec in entry.claims for m in self.claim_models(spec.id)]
         out = []
-        for r, word in ((HELD_OUT, "held-out"), (CALIBRATION, "calibration"), (CONTROL, "twin")):
+        for r, word in ((HELD_OUT, "held-out"), (CALIBRATION, "calibration"), (TOY, "toy"), (CONTROL, "twin")):
             mine = [(c, m) for c, m in pairs if self.role(m) == r]
             if mine:
                 out.append(f'<span class="ha-small">{word}:</span> {self.verdict_counts(mine)}')
@@ -652,7 +659,8 @@ class SiteBuilder:
             if v.key in ("not run", "not applicable", "error"):
                 why = next((cv.reason for _, cv in per if cv.key == v.key and cv.reason), "")
                 note = f' <span class="ha-small">{html_text(why)}</span>' if why else ""
-            role = {CALIBRATION: " (calibration)", CONTROL: " (twin: must not hold)"}.get(self.role(model), "")
+            role = {CALIBRATION: " (calibration)", CONTROL: " (twin: must not hold)",
+                    TOY: " (toy model)"}.get(self.role(model), "")
             out.append(f'<span class="ha-where"><a href="{self.url(src, f"models/{slug(model)}.md")}">'
                        f"{escape(model)}</a>{role} {vbadge(v, 'no result' if v.key == 'none' else None)}{note}</span>")
         link = f'<a href="{self.url(src, "transfer.md")}">transfer matrix</a>'
@@ -684,7 +692,7 @@ class SiteBuilder:
         """One figure for the top of a head page: the score heatmap on the calibration model (else
         on the first model that has one), else an effects chart."""
         order = sorted(((spec, m) for spec in e.claims for m in self.claim_models(spec.id)),
-                       key=lambda t: [CALIBRATION, HELD_OUT, CONTROL].index(self.role(t[1])))
+                       key=lambda t: [CALIBRATION, HELD_OUT, TOY, CONTROL].index(self.role(t[1])))
         for kind in ("", "effects"):
             for spec, model in order:
                 art = (self.records.get((spec.id, model)) or {}).get("artifacts") or {}
@@ -1109,7 +1117,8 @@ class SiteBuilder:
                 _, _, spread = vd.headline(r) if r else ("", "—", "")
                 shown = v.evidence or ("needs " + " and ".join(f"`{c.describe(e.layer_band.relative)}`"
                                                                 for c in spec.checks[:2]))
-                role = {CALIBRATION: "calibration", HELD_OUT: "held-out", CONTROL: "twin: must not hold"}[self.role(model)]
+                role = {CALIBRATION: "calibration", HELD_OUT: "held-out", CONTROL: "twin: must not hold",
+                        TOY: "toy model"}[self.role(model)]
                 lines.append(f"| [{claim_id}]({rel(src, f'heads/{e.id}.md')}#{claim_id}) | {self.head_link(e.id, src)} | "
                              f"{self.model_link(model, src)}<br>"
                              f'<span class="ha-small">{role}</span> | {self.status_cell(v)} | '
@@ -1329,17 +1338,19 @@ class SiteBuilder:
                      else f"Hugging Face Hub repository `{s.repo}`")
             rows = [("Title", cell(info.title)), ("Architecture", cell(info.architecture)),
                     ("Size", f"{info.n_layers} layers × {info.n_heads} heads"), ("Licence", cell(info.licence)),
-                    ("Original", f"[{info.hub_id}](https://huggingface.co/{info.hub_id})"),
+                    ("Original", "trained here" if s.kind == "toy" else f"[{info.hub_id}](https://huggingface.co/{info.hub_id})"),
                     ("Weights from", f"{cell(where)} ({s.kind})")]
             rows += [("SHA-256", f"`{s.sha256}`")] if s.sha256 else []
             role = self.role(name)
             rows += [("Role", {
                 CALIBRATION: f"{term('calibration model')}: the default model of `headatlas verify`; the claims' "
-                             "thresholds were written against it, so every claim must hold on it",
+                             "thresholds were written while looking at it, so its verdicts are not held-out findings",
                 HELD_OUT: f"{term('held-out model', 'held-out')}: the thresholds were not tuned on it, so its "
                           "verdicts are findings",
                 CONTROL: f"{term('random-weights twin')} of {self.model_link(str(info.twin_of), src)}: a control, "
-                         "not a model of the literature; no claim may hold on it"}[role])]
+                         "not a model of the literature; no claim may hold on it",
+                TOY: f"{term('toy model')}: trained here from the spec in `catalogue/models.yaml` for the "
+                     "claims written for it"}[role])]
             rows += [("Claims", self.verdict_counts((c, name) for c in sorted(recs)) if recs else badge())]
             rows += [("Last refreshed", (f'<strong class="ha-refreshed">{refreshed(latest)}</strong> (newest claim result)'
                                          if latest else "never: no claim result recorded")

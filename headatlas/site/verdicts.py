@@ -36,7 +36,7 @@ from typing import Any
 
 NO_RESULT = "no result recorded yet"
 
-CALIBRATION, HELD_OUT, CONTROL = "calibration", "held-out", "control"
+CALIBRATION, HELD_OUT, CONTROL, TOY = "calibration", "held-out", "control", "toy"
 
 #: Every verdict key the site shows, best first (the order counts are listed in).
 ORDER = ["holds", "near miss", "inconclusive", "absent", "not applicable", "error", "not run", "stale", "none"]
@@ -66,6 +66,8 @@ TERMS = {
                          "claim that does not hold there is broken",
     "held-out model": "any other model of the literature; the thresholds were not tuned on it, so its verdicts "
                       "are the atlas's findings",
+    "toy model": "a small model the atlas trains itself on CPU for the head types only toy models show; its "
+                 "claims are written for it, so it is neither calibration nor held-out",
     "random-weights twin": "the calibration model's architecture with every weight matrix redrawn at random; "
                            "a control: no claim may hold on it",
     "selection": "the data the claim's heads are chosen on; the checks are read on other, held-out data",
@@ -109,10 +111,15 @@ class Verdict:
         return "; ".join(p for p in (self.evidence, self.reason) if p)
 
 
-def role(model: str, default_model: str | None, twins: dict[str, str] | None = None) -> str:
-    """calibration (the default model), control (a random-weights twin) or held-out."""
+def role(model: str, default_model: str | None, twins: dict[str, str] | None = None,
+         toys: set[str] | frozenset[str] = frozenset()) -> str:
+    """calibration (the default model), control (a random-weights twin), toy (a model trained
+    here for the toy-model claims, which are written for it: neither calibration nor held-out)
+    or held-out."""
     if twins and model in twins:
         return CONTROL
+    if model in toys:
+        return TOY
     return CALIBRATION if model == default_model else HELD_OUT
 
 
