@@ -38,12 +38,6 @@ def all_heads(model) -> list[Head]:
     return [(layer, head) for layer in range(model.n_layers) for head in range(model.n_heads)]
 
 
-def random_heads(model, k: int, seed: int, exclude: Iterable[Head] = (),
-                 where: Callable[[int, int], bool] | None = None) -> list[Head]:
-    """scoring.random_heads for a loaded model."""
-    return scoring.random_heads(model.n_layers, model.n_heads, k, seed, exclude, where)
-
-
 def median_depth(heads: Sequence[Head], n_layers: int) -> float:
     depths = sorted(scoring.relative_depth(layer, n_layers) for layer, _ in heads)
     mid = len(depths) // 2
