@@ -157,6 +157,11 @@ class ModelInfo(_Strict):
     source: ModelSource
     default: bool = False
     note: str = ""
+    test_sample: list[str] | None = Field(
+        default=None,
+        description="for a model too slow for every portable claim in the test suite: the portable "
+                    "claims the tests run on it (claims written for it alone always run); the main "
+                    "command (`headatlas verify`) runs them all")
 
     @property
     def twin_of(self) -> str | None:
@@ -595,6 +600,11 @@ class Catalogue:
             if c.found_by and c.found_by.claim not in claim_ids:
                 self.problems.append(Problem("catalogue/circuits.yaml", f"{c.id}.found_by.claim",
                                              f"unknown claim id {c.found_by.claim!r}; expected a claim declared in heads/"))
+        for name, info in models.items():
+            for j, cid in enumerate(info.test_sample or []):
+                if cid not in claim_ids:
+                    self.problems.append(Problem("catalogue/models.yaml", f"{name}.test_sample[{j}]",
+                                                 f"unknown claim id {cid!r}; expected a claim declared in heads/"))
         for key in sorted(set(bib) - used_keys):
             self.warnings.append(Problem("catalogue/bibliography.yaml", key, "unused citation key"))
         defaults = [n for n, m in models.items() if m.default]

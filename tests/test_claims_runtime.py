@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from headatlas.catalogue import find_root, load_catalogue
+from headatlas.catalogue import CatalogueError, find_root, load_catalogue
 from headatlas.claims import ClaimRun
 from headatlas.claims.results import ResultStore
 from headatlas.claims.runtime import ProtocolError
@@ -405,6 +405,31 @@ def test_weights_gone_where_a_verdict_was_committed_fails(scratch):
     scratch.missing.add("gemma-3-270m")
     out = scratch.run("holds,absent,absent")
     out.assert_outcomes(passed=2, errors=1)
+
+
+def test_a_sampled_model_runs_only_its_sample_unless_the_full_matrix_is_asked(scratch, pytester):
+    models = pytester.path / "catalogue" / "models.yaml"
+    text = models.read_text()
+    assert "\ngemma-3-270m:\n" in text
+    models.write_text(text.replace("\ngemma-3-270m:\n", "\ngemma-3-270m:\n  test_sample: []\n", 1))
+    out = scratch.run("holds,absent,absent", "--accept")
+    out.assert_outcomes(passed=2, deselected=1)  # the suite leaves gemma to the main command
+    out = scratch.run("holds,absent,absent", "--accept", "--full-matrix")
+    out.assert_outcomes(passed=3)
+    assert scratch.records("gemma-3-270m")["previous-token-scoring"]["verdict"] == "absent"
+    models.write_text(text.replace("\ngemma-3-270m:\n", "\ngemma-3-270m:\n  test_sample: [previous-token-scoring]\n", 1))
+    scratch.run("holds,absent,absent").assert_outcomes(passed=3)  # in the sample: it runs
+
+
+def test_a_test_sample_naming_an_unknown_claim_is_refused(tmp_path):
+    for name in ("heads", "catalogue", "claims"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    models = tmp_path / "catalogue" / "models.yaml"
+    models.write_text(models.read_text().replace("\ngemma-3-270m:\n", "\ngemma-3-270m:\n  test_sample: [no-such-claim]\n", 1))
+    with pytest.raises(CatalogueError) as err:
+        load_catalogue(tmp_path)
+    assert any(p.field == "gemma-3-270m.test_sample[0]" and "no-such-claim" in p.message
+               for p in err.value.problems)
 
 
 def test_claims_on_absent_hub_weights_are_recorded_as_not_run(pytester, monkeypatch, tmp_path):

@@ -38,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--model", dest="headatlas_model", default=None,
                     help="run portable claims on this model instead of the ones their specs list")
     group.addoption("--claim", dest="headatlas_claim", default=None, help="run only this claim id")
+    group.addoption("--full-matrix", dest="headatlas_full", action="store_true",
+                    help="run every portable claim on every model, also on models whose "
+                         "`test_sample` limits what the test suite runs on them")
     group.addoption("--no-record", dest="headatlas_no_record", action="store_true",
                     help="do not write claim results to the results files")
     group.addoption("--accept", dest="headatlas_accept", action="store_true",
@@ -92,8 +95,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("run", params, indirect=True)
 
 
+def sampled_out(cat, claim_id: str, model: str) -> bool:
+    """Whether the test suite leaves this (claim, model) pair to the main command: the model has a
+    `test_sample` and the claim is a portable one outside it (claims written for that model alone
+    always run)."""
+    info = cat.models.get(model)
+    _, spec = cat.claims[claim_id]
+    return bool(info and info.test_sample is not None and spec.portable and claim_id not in info.test_sample)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     wanted = config.getoption("headatlas_claim")
+    # An explicit model, claim or --full-matrix asks for the pair: the sample does not apply.
+    sample = not (config.getoption("headatlas_full") or wanted or config.getoption("headatlas_model"))
     keep, drop = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -101,6 +115,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if param is not None and param[1] is None:
             drop.append(item)
         elif wanted and (param is None or param[0] != wanted):
+            drop.append(item)
+        elif sample and param is not None and sampled_out(_catalogue(config), *param):
             drop.append(item)
         else:
             keep.append(item)
