@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -271,6 +272,12 @@ def test_results_store_merges_and_writes_atomically(tmp_path):
     assert doc["updated"] == "2026-02-01T00:00:00+00:00"
     assert store.load("hub:x/y")["records"]["a"]["verdict"] == "holds"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hub_x__y.json", "m1.json"]  # no temp files left
+    umask = os.umask(0o022)
+    try:
+        store.write([_record("c", "m1", "holds")])
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "m1.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
 
 
 def test_unknown_verdict_is_refused(tmp_path):
