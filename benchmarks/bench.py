@@ -2,14 +2,17 @@
 
     python benchmarks/bench.py            # all
     python benchmarks/bench.py --skip-install
-    python benchmarks/bench.py --claims-only   # the full claim suite on every embedded model
+    python benchmarks/bench.py --claims-only   # the claim suite as the tests run it
+    python benchmarks/bench.py --claims-only --full-matrix   # every portable claim on every model
+    python benchmarks/bench.py --first-loads   # adds the first load of each embedded model
 
 Measures, each in a fresh subprocess where it matters:
 - install: scripts/bootstrap.sh into a brand-new virtual environment (pip step only)
-- first model load (GGUF dequantized into an empty cache) and cached load
+- first model load (GGUF dequantized into an empty cache) and cached load; with --first-loads,
+  the first load of every embedded pretrained model
 - `pytest claims/` wall time after the models are cached (every claim on every model it
   declares, against a copy of the committed results so drift checks and expected failures
-  behave as in CI), with per-model totals and per-claim durations
+  behave as in CI), with per-model totals, per-claim durations and the run's peak memory
 - catalogue validation time
 Prints a table and writes benchmarks/last-run.json.
 """
@@ -17,8 +20,10 @@ Prints a table and writes benchmarks/last-run.json.
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -27,6 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED = ["smollm2-135m", "gemma-3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
 PY = sys.executable
 
 
@@ -57,6 +63,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-install", action="store_true")
     ap.add_argument("--claims-only", action="store_true", help="only time the claim suite")
+    ap.add_argument("--full-matrix", action="store_true",
+                    help="time every portable claim on every model (the main command's run), not the test suite's sample")
+    ap.add_argument("--first-loads", action="store_true",
+                    help="also time the first load (assemble, check, dequantize) of every embedded pretrained model")
     args = ap.parse_args()
     res: dict[str, float | str] = {}
 
@@ -80,20 +90,32 @@ def main() -> None:
             res["cached load, s"] = cached["load_s"]
             res["library imports (torch, transformers, TransformerLens), s"] = cached["imports_s"]
             res["model cache size, MB"] = du(Path(cache)) / 1e6
+        if args.first_loads:
+            for name in EMBEDDED:
+                with tempfile.TemporaryDirectory() as cache:
+                    _, out = timed([PY, "-c", LOAD.replace("'smollm2-135m'", repr(name))], env={"HEADATLAS_CACHE": cache})
+                    res[f"first load of {name} (empty cache), s"] = json.loads(out.strip().splitlines()[-1])["load_s"]
+                    res[f"cache of {name}, MB"] = du(Path(cache)) / 1e6
 
     # The claim suite as CI runs it: every claim on each model it declares, with the committed
     # results copied aside so drift checks and expected failures apply and nothing is overwritten.
     results = Path(tempfile.mkdtemp())
     for path in (ROOT / "results").glob("*.json"):
         shutil.copy(path, results / path.name)
-    secs, out = timed([PY, "-m", "pytest", "claims", "-q", "-p", "no:cacheprovider"],
+    started = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    secs, out = timed([PY, "-m", "pytest", "claims", "-q", "-p", "no:cacheprovider"]
+                      + (["--full-matrix"] if args.full_matrix else []),
                       env={"HEADATLAS_RESULTS": str(results)})
-    res["pytest claims/ on every model (cached models, incl. process start and loads), s"] = secs
+    what = "the whole matrix" if args.full_matrix else "the test suite's claims (test_sample on slow models)"
+    res[f"pytest claims/, {what} (cached models, incl. process start and loads), s"] = secs
     res["pytest claims/ summary"] = out.strip().splitlines()[-1]
+    # ru_maxrss of the children is the largest child's peak (kB on Linux): the claim run's.
+    res["peak memory of the claim run, GB"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
     per_model: dict[str, float] = {}
     for path in results.glob("*.json"):
         for cid, rec in json.loads(path.read_text())["records"].items():
-            if rec.get("verdict") == "not run" or not rec.get("duration_s"):
+            # only records this run wrote: pairs the suite left out keep their committed durations
+            if rec.get("verdict") == "not run" or not rec.get("duration_s") or rec.get("time", "") < started:
                 continue
             per_model[rec["model"]] = per_model.get(rec["model"], 0.0) + rec["duration_s"]
             res[f"  claim {cid} [{rec['model']}] ({rec['verdict']}), s"] = rec["duration_s"]
