@@ -194,7 +194,12 @@ class CircuitFinder(_Strict):
 
 
 class Circuit(_Strict):
-    """A published circuit as plain data: which heads of which model play which role."""
+    """A published circuit as plain data: which heads of which model play which role, and how
+    information flows between the roles.
+
+    `edges` are arrows [from, to] between class names (or `outputs`, such as the logits, which
+    are not classes of heads); the circuit page draws them as found. `flow_note` says in words
+    what the arrows mean."""
 
     id: str = Field(pattern=ID_PATTERN)
     name: str
@@ -204,6 +209,17 @@ class Circuit(_Strict):
     classes: dict[str, list[str]]
     class_heads: dict[str, str] = Field(description="circuit class -> head entry id")
     found_by: CircuitFinder | None = None
+    outputs: list[str] = Field(default=[], description="nodes an edge may end at that are not classes of heads")
+    edges: list[tuple[str, str]] = Field(default=[], description="information flow: [from class, to class or output]")
+    flow_note: str = ""
+
+    @field_validator("edges", mode="before")
+    @classmethod
+    def _pairs(cls, v: Any) -> Any:
+        for i, e in enumerate(v if isinstance(v, list) else []):
+            if not (isinstance(e, (list, tuple)) and len(e) == 2 and all(isinstance(x, str) for x in e)):
+                raise ValueError(f"edges[{i}]: an edge is [from, to], two class names; got {e!r}")
+        return v
 
 
 # ---------------------------------------------------------------------------- head entries
@@ -548,6 +564,28 @@ class Catalogue:
                     self.problems.append(Problem(where, f"{c.id}.class_heads.{cls}", "not one of the circuit's classes"))
                 if hid not in self.heads and not (self.root / "heads" / f"{hid}.yaml").exists():
                     self.problems.append(Problem(where, f"{c.id}.class_heads.{cls}", f"unknown head id {hid!r}"))
+            for i, name in enumerate(c.outputs):
+                if name in c.classes:
+                    self.problems.append(Problem(where, f"{c.id}.outputs[{i}]",
+                                                 f"{name!r} is a class of heads; an output is a node such as the logits"))
+            nodes = [*c.classes, *c.outputs]
+            seen_edges: set[tuple[str, str]] = set()
+            for i, (a, b) in enumerate(c.edges):
+                bad = [x for x in (a, b) if x not in nodes]
+                if bad:
+                    self.problems.append(Problem(where, f"{c.id}.edges[{i}]", (
+                        f"unknown class {bad[0]!r}" if len(bad) == 1 else f"unknown classes {bad}")
+                        + f"; an edge joins two of the circuit's classes ({', '.join(c.classes)})"
+                        + (f" or outputs ({', '.join(c.outputs)})" if c.outputs else " (list other nodes, such as "
+                           "the logits, under outputs)")))
+                elif a in c.outputs:
+                    self.problems.append(Problem(where, f"{c.id}.edges[{i}]",
+                                                 f"{a!r} is an output: information flows into it, not out of it"))
+                elif a == b:
+                    self.problems.append(Problem(where, f"{c.id}.edges[{i}]", f"an edge from {a!r} to itself"))
+                elif (a, b) in seen_edges:
+                    self.problems.append(Problem(where, f"{c.id}.edges[{i}]", f"repeats the edge [{a}, {b}]"))
+                seen_edges.add((a, b))
         for hid, e in self.heads.items():
             f = self._show(self.head_files[hid])
             for i, bid in enumerate(e.benchmarks):

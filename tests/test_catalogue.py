@@ -87,6 +87,32 @@ def test_each_mistake_names_file_field_and_expectation(project, change, field, e
     assert matching, f"expected a problem at {field!r} mentioning {expected!r}; got {found}"
 
 
+def _circuit(d: list, **change) -> None:
+    d[0].update(change)
+
+
+@pytest.mark.parametrize("change, field, expected", [
+    (lambda d: d[0]["edges"].append(["induction", "name movers"]), "edges[9]",
+     "unknown class 'name movers'; an edge joins two of the circuit's classes (name mover,"),
+    (lambda d: d[0]["edges"].append(["copy heads", "lm head"]), "edges[9]", "unknown classes ['copy heads', 'lm head']"),
+    (lambda d: _circuit(d, outputs=[]), "edges[6]", "under outputs"),  # [name mover, logits] without the output
+    (lambda d: d[0]["edges"].append(["logits", "induction"]), "edges[9]", "an output: information flows into it"),
+    (lambda d: d[0]["edges"].append(["induction", "induction"]), "edges[9]", "an edge from 'induction' to itself"),
+    (lambda d: d[0]["edges"].append(["induction", "S-inhibition"]), "edges[9]", "repeats the edge"),
+    (lambda d: d[0]["edges"].append(["induction"]), "[0].edges", "edges[9]: an edge is [from, to], two class names"),
+    (lambda d: _circuit(d, outputs=["induction"]), "outputs[0]", "is a class of heads"),
+])
+def test_circuit_edges_name_the_circuits_own_classes(project, change, field, expected):
+    """The IOI circuit's information flow is data (catalogue/circuits.yaml `edges`): an edge that
+    names a class the circuit does not have is refused, naming the file, the edge and the classes."""
+    cid = load_catalogue(ROOT).circuits
+    assert any(c.edges for c in cid.values())  # the real circuit has its edges
+    edit(project / "catalogue/circuits.yaml", change)
+    found = problems(project)
+    matching = [p for p in found if p.startswith("catalogue/circuits.yaml: ") and field in p and expected in p]
+    assert matching, f"expected a problem at {field!r} mentioning {expected!r}; got {found}"
+
+
 def test_malformed_yaml_names_file_and_line(project):
     (project / "heads/induction.yaml").write_text("id: induction\nname: [unclosed\nstage: LR\n")
     found = problems(project)

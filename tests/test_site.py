@@ -495,7 +495,10 @@ def variant_site(tmp_path_factory, build_site):
         "id": "ioi", "name": "IOI circuit", "model": "gpt2", "source": "wang2023ioi",
         "version_note": "Test circuit.",
         "classes": {"previous token": ["2.2", "4.11"], "induction": ["5.5", "6.9"], "name mover": ["9.9", "10.0"]},
-        "class_heads": {"previous token": "previous-token", "induction": "induction"}}]))
+        "class_heads": {"previous token": "previous-token", "induction": "induction"},
+        "outputs": ["logits"], "edges": [["previous token", "induction"], ["induction", "name mover"],
+                                         ["name mover", "logits"]],
+        "flow_note": "Test flow note."}]))
     empty = tmp_path_factory.mktemp("no-results")
     return build_site(tmp_path_factory.mktemp("variant-site"), HEADATLAS_ROOT=str(root),
                       HEADATLAS_RESULTS=str(empty / "absent"))
@@ -525,7 +528,9 @@ def test_circuit_graph_and_benchmark_pages_appear_when_defined(variant_site, bui
     # information flow, not "related entries": previous token -> induction, name mover -> logits
     assert 'data-from="previous token" data-to="induction"' in svg
     assert 'data-from="name mover" data-to="logits"' in svg
+    assert svg.count('class="ha-flow-edge"') == 3  # the circuit's own edges (catalogue/circuits.yaml), no others
     assert 'href="../../heads/induction/"' in svg
+    assert "Test flow note." in html
     bench = page(variant_site.path, "benchmarks/test-bench")
     assert 'href="../../heads/previous-token/"' in bench
     if not load_catalogue(ROOT).circuits:
@@ -581,6 +586,11 @@ def test_circuit_page_sets_the_found_circuit_beside_the_published_one():
     assert "`3.1`, `3.2`" in row and "(depth 0.1" in row       # found heads, with relative depth
     assert "*none found*" in next(line for line in md.splitlines() if line.startswith(f"| {rest[0]} |"))
     assert "ha-absent" in md and "ha-holds" not in md.split("## Published circuit")[0]
+    # the arrows are the circuit's edges from catalogue/circuits.yaml, in the published picture and as found
+    published_svg = md.split("## Published circuit")[1].split("## As found in")[0]
+    drawn = re.findall(r'class="ha-flow-edge" data-from="([^"]+)" data-to="([^"]+)"', published_svg)
+    assert drawn == [tuple(e) for e in circuit.edges] and len(drawn) >= 5
+    assert len(re.findall(r'class="ha-flow-edge"', found_svg)) == len(circuit.edges)
     # Without any record of the finding claim, the page is the published circuit alone.
     alone = {g.src_uri: g.content for g in SiteBuilder(cat, {}).pages()}
     assert "side by side" not in alone[f"circuits/{cid}.md"]

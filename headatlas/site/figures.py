@@ -1,4 +1,5 @@
-"""Figures drawn at build time: score heatmaps and circuit graphs (PNG), the stage diagram (SVG).
+"""Figures drawn at build time: score heatmaps and attention patterns (PNG), effects charts, check
+gauges, circuit graphs and the stage diagram (SVG).
 
 Everything is drawn locally (matplotlib with the Agg backend, or plain SVG text), so the site
 needs no CDN script and every figure shows exactly the data it was built from.
@@ -97,43 +98,6 @@ def heatmap_png(scores: list[list[float]], *, title: str, score_name: str, top_h
     if band is not None:
         for edge in band:
             ax.axhline(edge * (n_layers - 1), color="white", ls="--", lw=0.8, alpha=0.8)
-    return _png(fig)
-
-
-@cached
-def circuit_png(classes: dict[str, list[str]], edges: list[tuple[str, str]], *, title: str,
-                n_layers: int | None = None, palette: tuple[str, ...] = ()) -> bytes:
-    """A circuit as boxes of heads, one class per row from the earliest class (top) to the latest,
-    each box at the mean layer of its heads, with arrows from earlier to later classes wherever
-    `edges` relates them. A class's colour is its place in `palette` (class names), so the same
-    class has the same colour in every model's picture of one circuit."""
-    depth = {c: sum(_split(h)[0] for h in hs) / len(hs) if hs else 0.0 for c, hs in classes.items()}
-    order = sorted(classes, key=lambda c: (depth[c], c))
-    pos = {c: (depth[c], -i) for i, c in enumerate(order)}
-    right = max(n_layers or 0, max(depth.values(), default=0) + 1)
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.7 * right), 1.0 + 0.75 * len(order)))
-    colours = plt.get_cmap("tab10")
-    boxes = {}
-    for i, c in enumerate(order):
-        hs = classes[c]
-        label = c + "".join(("\n" if j % 4 == 0 else " ") + h for j, h in enumerate(hs))
-        k = palette.index(c) if c in palette else len(palette) + i
-        boxes[c] = ax.text(*pos[c], label, ha="center", va="center", fontsize=8, zorder=2,
-                           bbox=dict(boxstyle="round,pad=0.35", fc=colours(k % 10), alpha=0.4, ec="black"))
-    for a, b in edges:
-        if a in boxes and b in boxes:
-            src, dst = sorted((a, b), key=order.index)
-            bend = 0.2 + 0.25 * (order.index(dst) - order.index(src) - 1)  # longer arcs swing clear of boxes between
-            ax.annotate("", xy=pos[dst], xytext=pos[src], zorder=3,  # after the boxes: clips to them
-                        arrowprops=dict(arrowstyle="-|>", lw=1.2, color="black", connectionstyle=f"arc3,rad={bend}",
-                                        patchA=boxes[src].get_bbox_patch(), patchB=boxes[dst].get_bbox_patch()))
-    ax.set_xlim(-1.5, right + 0.5)
-    ax.set_ylim(-len(order) + 0.4, 0.6)
-    ax.set_yticks([])
-    ax.set_xlabel("layer (mean of the class's heads)")
-    ax.set_title(title, fontsize=10)
-    for side in ("left", "right", "top"):
-        ax.spines[side].set_visible(False)
     return _png(fig)
 
 
@@ -317,16 +281,6 @@ def num(value: float) -> str:
     return f"{value:g}" if float(value).is_integer() else f"{value:.3g}"
 
 
-# The IOI circuit's information flow (Wang et al. 2023, Figure 2), between class names of
-# catalogue/circuits.yaml: previous-token heads feed induction heads; induction and duplicate-token
-# heads write "S is duplicated" to the end position, where S-inhibition heads read it and steer the
-# queries of the name movers (and of the negative and backup name movers), which write to the logits.
-FLOW = [("previous token", "induction"), ("induction", "S-inhibition"), ("duplicate token", "S-inhibition"),
-        ("S-inhibition", "name mover"), ("S-inhibition", "negative name mover"),
-        ("S-inhibition", "backup name mover"), ("name mover", "logits"), ("negative name mover", "logits"),
-        ("backup name mover", "logits")]
-
-
 def flow_rows(classes: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
     """Classes in rows, top to bottom in the order information flows: a class sits one row above
     the nearest row of the classes it feeds (so every edge spans one row where it can), sinks such
@@ -351,7 +305,8 @@ def circuit_svg(classes: dict[str, list[str]], edges: list[tuple[str, str]], *, 
                 hrefs: dict[str, str] | None = None, palette: tuple[str, ...] = (), colours: list[str] = ()) -> str:
     """A circuit as inline SVG: one box per class of heads (its name, its heads as layer.head, a link
     to its head entry), in rows from top to bottom in the order information flows, with an arrow
-    for each edge of the flow, ending at the logits. A class with no head is drawn dashed, 'none
+    for each edge [from, to] (the circuit's `edges` in catalogue/circuits.yaml); a node that is not
+    a class, such as the logits, is a rounded output box. A class with no head is drawn dashed, 'none
     found'. Sized to be read at page width (about 700 px) without scaling the text down."""
     hrefs = hrefs or {}
     rows = flow_rows(list(classes), edges)

@@ -1468,9 +1468,11 @@ class SiteBuilder:
 
     # -- circuits
     def circuit_edges(self, cid: str, classes=None) -> list[tuple[str, str]]:
-        """The circuit's information flow (figures.FLOW) between its classes, ending at the logits."""
-        have = set(classes if classes is not None else self.cat.circuits[cid].classes) | {"logits"}
-        return [(x, y) for x, y in figures.FLOW if x in have and y in have]
+        """The circuit's information flow (its `edges` in catalogue/circuits.yaml) between the given
+        classes (all of the circuit's by default) and its outputs, such as the logits."""
+        c = self.cat.circuits[cid]
+        have = set(classes if classes is not None else c.classes) | set(c.outputs)
+        return [(x, y) for x, y in c.edges if x in have and y in have]
 
     def found_circuits(self, cid: str) -> dict[str, tuple[dict[str, list[str]], Verdict, dict]]:
         """model -> (classes as found, the finding claim's verdict, its record), for every model
@@ -1553,12 +1555,12 @@ class SiteBuilder:
                 lines.append("| " + " | ".join(row) + " |")
             lines += ["", "*Found: "
                       + "; ".join(f"{cell(m)} on {refreshed(r)}" for m, (_, _, r) in found.items()) + ".*", ""]
+        flow = (f"Information flows from top to bottom, as {self.cite(c.source, src)} traces it"
+                + (f": {one_line(c.flow_note).rstrip('.')}. " if c.flow_note else ". ") if c.edges
+                else "The circuit's data gives no edges, so no arrows are drawn. ")
         lines += ["## Published circuit", "", self.circuit_figure(cid, src), "",
-                  "*Information flows left to right, as the paper traces it: previous-token heads feed induction "
-                  "heads; induction and duplicate-token heads mark the repeated name S at the last position; "
-                  "S-inhibition heads read that mark and steer the queries of the name movers (and of the negative "
-                  "and backup name movers) away from S; the movers copy the remaining name to the logits. Each box "
-                  "is a class with its heads (layer.head) and links to its head entry.*", ""]
+                  f"*{flow}Each box is a class with its heads (layer.head) and links to its head entry; the arrows "
+                  "are the `edges` of `catalogue/circuits.yaml`.*", ""]
         for m in found:
             lines += [f"## As found in {m}", "", self.circuit_figure(cid, src, m), "",
                       "*The same classes as the finding claim chose them in this model; dashed: no head found.*", ""]
