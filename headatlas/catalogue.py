@@ -162,6 +162,27 @@ class ModelInfo(_Strict):
         description="for a model too slow for every portable claim in the test suite: the portable "
                     "claims the tests run on it (claims written for it alone always run); the main "
                     "command (`headatlas verify`) runs them all")
+    # One family at several sizes (the same training recipe scaled): the site sets the sizes side by
+    # side, head type by head type. `size` is the family's own label for the model, e.g. 0.5B or 135M.
+    family: str | None = Field(default=None, min_length=1)
+    size: str | None = Field(default=None, pattern=r"^\d+(\.\d+)?[KMB]$",
+                             description="the parameter count as the family names it: 135M, 0.5B, 1.5B")
+
+    @model_validator(mode="after")
+    def _family_and_size(self) -> "ModelInfo":
+        if (self.family is None) != (self.size is None):
+            raise ValueError("give a family and a size together (e.g. family: Qwen2.5-Coder, size: 0.5B): the "
+                             "family page orders its models by size")
+        if self.family is not None and self.source.kind == "random-twin":
+            raise ValueError("family: a random-weights twin is a control, not a member of a model family")
+        return self
+
+    @property
+    def parameters(self) -> float | None:
+        """The size as a number (0.5B -> 5e8), for ordering a family; None without a size."""
+        if self.size is None:
+            return None
+        return float(self.size[:-1]) * {"K": 1e3, "M": 1e6, "B": 1e9}[self.size[-1]]
 
     @property
     def twin_of(self) -> str | None:
@@ -549,6 +570,14 @@ class Catalogue:
             if info.twin_of is not None and (info.twin_of not in models or models[info.twin_of].twin_of):
                 self.problems.append(Problem("catalogue/models.yaml", f"{name}.source.twin_of",
                                              f"must name a trained model of this file; got {info.twin_of!r}"))
+        sizes: dict[tuple[str, float], str] = {}
+        for name, info in models.items():
+            if info.family is not None:
+                other = sizes.setdefault((info.family, info.parameters), name)
+                if other != name:
+                    self.problems.append(Problem("catalogue/models.yaml", f"{name}.size",
+                                                 f"{other!r} is already the {info.size} model of family "
+                                                 f"{info.family!r}; a family lists each size once"))
         for m in methods.values():
             for i, key in enumerate(m.papers):
                 cite("catalogue/methods.yaml", f"{m.id}.papers[{i}]", key)

@@ -113,6 +113,26 @@ def test_circuit_edges_name_the_circuits_own_classes(project, change, field, exp
     assert matching, f"expected a problem at {field!r} mentioning {expected!r}; got {found}"
 
 
+@pytest.mark.parametrize("change, field, expected", [
+    (lambda d: d["qwen2.5-coder-0.5b"].pop("family"), "qwen2.5-coder-0.5b", "give a family and a size together"),
+    (lambda d: d["qwen2.5-coder-0.5b"].update(size="half a billion"), "qwen2.5-coder-0.5b.size", "should match pattern"),
+    (lambda d: d["smollm2-135m-random"].update(family="SmolLM2", size="135M"), "smollm2-135m-random",
+     "a random-weights twin is a control"),
+    (lambda d: d["qwen2.5-coder-1.5b"].update(size="0.5B"), "qwen2.5-coder-1.5b.size",
+     "'qwen2.5-coder-0.5b' is already the 0.5B model of family 'Qwen2.5-Coder'"),
+])
+def test_model_families_name_family_and_size(project, change, field, expected):
+    """Families (catalogue/models.yaml `family`, `size`) order a family page by size: both are given
+    together, a size reads like 0.5B, a twin has none, and a family lists each size once."""
+    models = load_catalogue(ROOT).models
+    assert models["qwen2.5-coder-0.5b"].family == models["qwen2.5-coder-1.5b"].family
+    assert models["qwen2.5-coder-0.5b"].parameters == 5e8 < models["qwen2.5-coder-1.5b"].parameters
+    edit(project / "catalogue/models.yaml", change)
+    found = problems(project)
+    matching = [p for p in found if p.startswith(f"catalogue/models.yaml: {field}") and expected in p]
+    assert matching, f"expected a problem at {field!r} mentioning {expected!r}; got {found}"
+
+
 def test_malformed_yaml_names_file_and_line(project):
     (project / "heads/induction.yaml").write_text("id: induction\nname: [unclosed\nstage: LR\n")
     found = problems(project)
