@@ -127,16 +127,19 @@ def unembed_rows(bridge, x: torch.Tensor) -> torch.Tensor:
         return bridge.unembed(x[:, None]).float()[:, 0]
 
 
-def head_dla(bridge, z: torch.Tensor, scale: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
+def head_dla(bridge, z: torch.Tensor, scale: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor,
+             per_prompt: bool = False) -> torch.Tensor:
     """Direct logit attribution of every head to logit[correct] - logit[wrong] from hook_z at the
     read position (z [layer, batch, head, d_head]) with the final norm's scale frozen (as in
-    headatlas.methods.logit_attribution): [layer, head], mean over prompts."""
+    headatlas.methods.logit_attribution): [layer, head], mean over prompts (or, with per_prompt,
+    [layer, batch, head])."""
     w_o = weights.head_weights(bridge)["W_O"]                               # [layer, head, d_head, d_model]
     w_u = bridge.W_U.detach()
     direction = (w_u[:, correct] - w_u[:, wrong]).T                          # [batch, d_model]
     out = torch.einsum("lbhd,lhdm->lbhm", z, w_o)
     out = weights.final_ln_linear(bridge, out, scale[None, :, None, :] if scale.ndim == 2 else scale)
-    return (out * direction[None, :, None]).sum(-1).mean(1)
+    dla = (out * direction[None, :, None]).sum(-1)
+    return dla if per_prompt else dla.mean(1)
 
 
 def patch_z_hooks(heads: Iterable[Head], z: torch.Tensor, position: int) -> list:

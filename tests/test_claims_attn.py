@@ -38,6 +38,19 @@ def test_mcqa_label_and_word_positions(tok, template):
     assert all(dec(tok, [t]).strip() in q.labels for t in q.label_ids)
 
 
+@pytest.mark.parametrize("template", sorted(pa.MC_TEMPLATES))
+def test_mcqa_rotation_moves_only_the_test_options(tok, template):
+    q = pa.mcqa_prompts(tok, n_prompts=8, n_shots=2, template=template, seed=3)
+    r = pa.mcqa_prompts(tok, n_prompts=8, n_shots=2, template=template, seed=3, rotate=1)
+    assert torch.equal(r.answer, (q.answer + 1) % 4)                       # the right word one place down
+    rows = torch.arange(8)
+    assert torch.equal(q.tokens[rows, q.word_pos[rows, q.answer]], r.tokens[rows, r.word_pos[rows, r.answer]])
+    changed = (q.tokens != r.tokens)
+    assert changed.any(1).all()
+    assert not changed[:, : int(q.letter_pos.min())].any()                 # demonstrations untouched
+    assert set(changed.nonzero()[:, 1].tolist()) <= set(q.word_pos.flatten().tolist())
+
+
 @pytest.mark.parametrize("no_first", [False, True])
 def test_yes_no_option_positions(tok, no_first):
     d = pa.yes_no_prompts(tok, n_prompts=6, template="answer-with", no_first=no_first, seed=0)

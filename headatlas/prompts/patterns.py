@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from headatlas.prompts.probes import FILLER
-from headatlas.prompts.tokens import bos_prefix, encode, single_token
+from headatlas.prompts.tokens import bos_prefix, encode, single_token, single_token_words
 from headatlas.prompts import sampleable_token_ids
 
 # ----------------------------------------------------------------------------- multiple choice
@@ -51,13 +51,17 @@ class MCQA:
 
 
 def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots: int = 3,
-                 template: str = "question", seed: int = 0, balanced: bool = True) -> MCQA:
+                 template: str = "question", seed: int = 0, balanced: bool = True, rotate: int = 0) -> MCQA:
     """Few-shot "which of these is a <category>" questions with letter-labelled options.
 
     Each prompt: n_shots solved questions, then the test question and the answer cue. Exactly
     one option belongs to the category, the others are everyday objects. With `balanced`, the
     correct position of the test questions cycles through all options (then the batch is
     shuffled), so a head or a model that always favours one letter is at chance.
+
+    `rotate` moves the test question's options down by that many places (wrapping), leaving
+    every other token as it is: the same prompts with the correct answer under another letter,
+    the corrupted run of a patching experiment.
     """
     if template not in MC_TEMPLATES:
         raise ValueError(f"unknown template {template!r}; known: {sorted(MC_TEMPLATES)}")
@@ -86,10 +90,12 @@ def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots:
     if any(t is None for t in label_tok):
         raise ValueError(f"option labels are not single tokens in line {line!r}")
 
-    def question(cat: str, right: str, wrong: list[str], k: int) -> tuple[list[int], list[int], list[int]]:
+    def question(cat: str, right: str, wrong: list[str], k: int, shift: int = 0) -> tuple[list[int], list[int], list[int]]:
         seq = piece(block.format(cat=cat, a="an" if cat[0] in "aeiou" else "a"))
         lpos, wpos = [], []
         words = wrong[:k] + [right] + wrong[k:]
+        if shift:
+            words = words[-shift:] + words[:-shift]
         for lt, w in zip(label_tok, words):
             seq += piece(pre)
             lpos.append(len(seq))
@@ -117,7 +123,8 @@ def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots:
         right = cats[test_cat][int(torch.randint(len(cats[test_cat]), (1,), generator=gen))]
         wrong = [distract[j] for j in torch.randperm(len(distract), generator=gen)[: n_options - 1].tolist()]
         k = order[i] % n_options if balanced else int(torch.randint(n_options, (1,), generator=gen))
-        q, lpos, wpos = question(test_cat, right, wrong, k)
+        q, lpos, wpos = question(test_cat, right, wrong, k, rotate % n_options)
+        k = (k + rotate) % n_options
         lps.append([len(seq) + p for p in lpos])
         wps.append([len(seq) + p for p in wpos])
         seq += q + encode(tokenizer, cue)
@@ -456,3 +463,86 @@ def word_text(tokenizer, *, kind: str = "made-up", n_prompts: int = 4, n_words: 
         wids.append(wid)
     width = min(len(r) for r in rows)
     return Words(torch.tensor([r[:width] for r in rows]), torch.tensor([w[:width] for w in wids]))
+
+
+# ----------------------------------------------------------------------------- long-context copying
+
+COPY_KINDS = ("random-tokens", "words", "key-value")
+COPY_WORDS = sorted({w for ws in MC_CATEGORIES.values() for w in ws} | set(MC_DISTRACTORS) | set(COMMON))
+
+
+@dataclass(frozen=True)
+class LongCopy:
+    """[BOS] + filler lead + passage + filler gap + second passage. The second passage repeats
+    the first (kinds "random-tokens" and "words") or asks each key of the first's key-value pairs
+    again in another order (kind "key-value"). Position p of `scored` is scored on predicting
+    tokens[p + 1], a token that can only come from the first passage, `gap` or more tokens back."""
+
+    tokens: torch.Tensor    # [batch, pos]
+    scored: torch.Tensor    # [batch, m] positions whose next token is scored
+    min_distance: int       # fewest positions from a scored query back to the key an induction
+                            # head must read (the token after the earlier copy of the query's token)
+
+
+def long_copy_prompts(tokenizer, vocab_size: int, *, kind: str = "random-tokens", n_prompts: int = 6,
+                      items: int = 16, gap: int = 32, lead: int = 6, seed: int = 0) -> LongCopy:
+    """Copying across a long gap, with the answer known by construction.
+
+    kind "random-tokens": the passage is `items` random ordinary tokens; "words": `items`
+    distinct common words (one token each, none that occurs in the filler); "key-value": `items`
+    pairs " key value," of distinct words, asked again in a shuffled order, the value scored.
+    Copy kinds score every passage token after the first (the first cannot be foreseen). The
+    lead and the gap are filler sentences cut to `lead` and `gap` tokens."""
+    if kind not in COPY_KINDS:
+        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(COPY_KINDS)}")
+    gen = torch.Generator().manual_seed(seed)
+    filler_ids = {t for s in FILLER for t in encode(tokenizer, s)}
+    words = torch.tensor([t for _, t in single_token_words(tokenizer, COPY_WORDS) if t not in filler_ids])
+    pool = sampleable_token_ids(tokenizer, vocab_size)
+    pool = pool[(pool >= 256) & (pool < min(vocab_size, 50000))]
+    pool = pool[~torch.isin(pool, torch.tensor(sorted(filler_ids)))]
+    need = 2 * items if kind == "key-value" else items
+    if kind != "random-tokens" and len(words) < need:
+        raise ValueError(f"only {len(words)} usable one-token words; kind {kind!r} with {items} items needs {need}")
+    sep = encode(tokenizer, ",")
+    bos = bos_prefix(tokenizer)
+    rows, scored = [], []
+    for _ in range(n_prompts):
+        order = torch.randperm(len(FILLER), generator=gen).tolist()
+        stream: list[int] = []
+        i = 0
+        while len(stream) < lead + gap:
+            stream += encode(tokenizer, FILLER[order[i % len(FILLER)]])
+            i += 1
+        head, middle = stream[:lead], stream[lead: lead + gap]
+        if kind == "random-tokens":
+            first = pool[torch.randint(len(pool), (items,), generator=gen)].tolist()
+            second, marks = list(first), list(range(items - 1))
+        elif kind == "words":
+            first = words[torch.randperm(len(words), generator=gen)[:items]].tolist()
+            second, marks = list(first), list(range(items - 1))
+        else:
+            drawn = words[torch.randperm(len(words), generator=gen)[:need]].tolist()
+            pairs = [(drawn[2 * j], drawn[2 * j + 1]) for j in range(items)]
+            first = [t for k, v in pairs for t in [k, v] + sep]
+            asked = [pairs[j] for j in torch.randperm(items, generator=gen).tolist()]
+            second = [t for k, v in asked for t in [k, v] + sep]
+            marks = [j * (2 + len(sep)) for j in range(items)]           # each key: predict its value
+        start = len(bos) + lead + len(first) + gap
+        rows.append(bos + head + first + middle + second)
+        scored.append([start + m for m in marks])
+    tokens = torch.tensor(rows)
+    pos = torch.tensor(scored)
+    return LongCopy(tokens, pos, _min_distance(tokens, pos))
+
+
+def _min_distance(tokens: torch.Tensor, scored: torch.Tensor) -> int:
+    """Fewest positions from a scored query back to the key after the latest earlier occurrence
+    of the query's token (where an induction head must look)."""
+    best = tokens.shape[1]
+    for b in range(tokens.shape[0]):
+        for p in scored[b].tolist():
+            earlier = (tokens[b, :p] == tokens[b, p]).nonzero().flatten()
+            if earlier.numel():
+                best = min(best, p - (int(earlier[-1]) + 1))
+    return int(best)
