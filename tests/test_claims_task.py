@@ -100,3 +100,31 @@ def test_task_prompt_pairs_share_demos_and_query(tok):
 def test_gap_fact_templates_keep_the_subject_away_from_the_final_position(tok, template):
     d = pt.fact_prompts(tok, template)
     assert d.tokens.shape[1] - 1 - d.subject_pos >= 3
+
+
+@pytest.mark.parametrize("template", ["capital", "capital-city", "language"])
+def test_conflict_prompts_state_a_wrong_attribute_then_ask_again(tok, template):
+    facts = pt.fact_prompts(tok, template)
+    d = pt.conflict_prompts(tok, facts, template, seed=3, per_fact=2)
+    assert d.tokens.shape[0] == 2 * len(facts.subjects) and d.per_fact == 2
+    assert d.subjects == [s for s in facts.subjects for _ in range(2)]
+    assert d.memory_answer.tolist() == [a for a in facts.answer.tolist() for _ in range(2)]
+    # the counterfactual is another answer of the same relation, never the true one
+    assert (d.context_answer != d.memory_answer).all()
+    assert set(d.context_answer.tolist()) <= set(d.candidates.tolist()) == set(facts.candidates.tolist())
+    # the two counterfactuals of one fact differ
+    assert (d.context_answer[0::2] != d.context_answer[1::2]).all()
+    for row, subj, ctx in zip(d.tokens.tolist(), d.subjects, d.context_answer.tolist()):
+        words = decode(tok, row)
+        assert words[d.context_subject_pos].strip() == subj == words[d.subject_pos].strip()
+        assert row[d.context_answer_pos] == ctx
+        assert words[d.context_answer_pos + 1] == "."
+        # the question is the fact prompt itself, after the context sentence
+        question = pt.FACT_TEMPLATES[template][0].format(s=subj)
+        assert tok.decode(row[d.context_answer_pos + 2:]).strip() == question
+        assert tok.decode(row[d.context_subject_pos + 1:d.context_answer_pos]).strip() == question.split(subj)[1].strip()
+    # seeded: the same seed gives the same prompts, another seed other counterfactuals
+    again = pt.conflict_prompts(tok, facts, template, seed=3, per_fact=2)
+    other = pt.conflict_prompts(tok, facts, template, seed=4, per_fact=2)
+    assert torch.equal(again.tokens, d.tokens)
+    assert not torch.equal(other.context_answer, d.context_answer)

@@ -292,3 +292,55 @@ def subset(data: FactPrompts, keep: torch.Tensor) -> FactPrompts:
     idx = keep.nonzero().flatten()
     return FactPrompts(data.tokens[idx], data.answer[idx], [data.subjects[i] for i in idx.tolist()],
                        data.subject_pos, data.relation_pos, data.candidates, data.other_candidates)
+
+
+# ----------------------------------------------------------------------------- knowledge conflict
+
+
+@dataclass(frozen=True)
+class ConflictPrompts:
+    """A fact stated with a wrong attribute, then asked again: "The capital of France is Rome.
+    The capital of France is". Rows are grouped by fact: `per_fact` counterfactuals each, in the
+    order of the facts they were built from."""
+
+    tokens: torch.Tensor          # [batch, pos]
+    memory_answer: torch.Tensor   # [batch] the true attribute (the model's own answer without context)
+    context_answer: torch.Tensor  # [batch] the counterfactual attribute the context sentence states
+    subjects: list[str]           # the subject of each row
+    per_fact: int                 # counterfactual rows per fact
+    context_answer_pos: int       # position of the counterfactual attribute in the context sentence
+    context_subject_pos: int      # position of the subject in the context sentence
+    subject_pos: int              # position of the subject in the question (the second sentence)
+    candidates: torch.Tensor      # the relation's answers the counterfactuals are drawn from
+
+
+def conflict_prompts(tokenizer, facts: FactPrompts, template: str, *, seed: int,
+                     per_fact: int = 1) -> ConflictPrompts:
+    """Knowledge-conflict prompts from factual prompts `facts` of FACT_TEMPLATES[template] (for
+    example the facts a model answers correctly): [BOS] + the template filled with the subject and
+    a counterfactual attribute, a full stop, then the template again as the question. The
+    counterfactual attributes of a fact are `per_fact` distinct answers of the same relation
+    (facts.candidates) other than the true one, drawn with `seed`."""
+    text = FACT_TEMPLATES[template][0]
+    head, tail = text.split("{s}")
+    bos = bos_prefix(tokenizer)
+    first = encode(tokenizer, head.rstrip(" "))
+    again = encode(tokenizer, " " + head.strip(" "))
+    post, stop = encode(tokenizer, tail), encode(tokenizer, ".")
+    pool = facts.candidates.tolist()
+    rng = random.Random(seed)
+    rows, memory, context, subjects = [], [], [], []
+    for s, true in zip(facts.subjects, facts.answer.tolist()):
+        ts = single_token(tokenizer, " " + s)
+        wrong = rng.sample([c for c in pool if c != true], per_fact)
+        for w in wrong:
+            rows.append(bos + first + [ts] + post + [w] + stop + again + [ts] + post)
+            memory.append(true)
+            context.append(w)
+            subjects.append(s)
+    context_subject_pos = len(bos) + len(first)
+    context_answer_pos = context_subject_pos + 1 + len(post)
+    subject_pos = context_answer_pos + 1 + len(stop) + len(again)
+    return ConflictPrompts(torch.tensor(rows, dtype=torch.long).view(len(rows), -1), torch.tensor(memory, dtype=torch.long),
+                           torch.tensor(context, dtype=torch.long), subjects, per_fact, context_answer_pos,
+                           context_subject_pos, subject_pos, facts.candidates)
