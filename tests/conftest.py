@@ -183,6 +183,55 @@ def write_fake_results(directory: Path) -> None:
                    "option_attention": [[0.5] * 9 for _ in range(30)]}}))
 
 
+def _one_check(claim_id: str, head_id: str, model: str, verdict: str, heads: list[str], value: float,
+               threshold: float = 0.25, measure: str = "top_head_score") -> dict:
+    """A record with one decisive check, its interval wholly above (holds) or below (absent) the
+    threshold, or straddling it (inconclusive)."""
+    low, high = {"holds": (value - 0.02, value + 0.02), "absent": (value - 0.02, min(value + 0.02, threshold - 0.01)),
+                 "inconclusive": (threshold - 0.02, threshold + 0.02)}[verdict]
+    why = "" if verdict == "holds" else f"{measure} = {value:g} fails '{measure} >= {threshold:g}'"
+    return fake_record(claim_id, head_id, model, verdict, top_heads=heads, reason=why,
+                       checks=[fake_check(f"{measure} >= {threshold:g}", measure, value, verdict,
+                                          interval=[round(low, 4), round(high, 4)], threshold=threshold,
+                                          null={"at": 0.05}, decisive=True, why=why)])
+
+
+def write_family_results(directory: Path) -> None:
+    """write_fake_results, plus the Qwen2.5-Coder pair (one family at two sizes, catalogue/models.yaml)
+    and a toy model: seven model columns in the transfer matrix. From 0.5B (24 layers) to 1.5B (28):
+
+    - induction-scoring holds at both, its heads deeper at 1.5B (depth 0.59 -> 0.72): moves;
+    - previous-token-scoring is absent at 0.5B and holds at 1.5B: appears;
+    - duplicate-token-scoring holds at 0.5B and is absent at 1.5B: vanishes;
+    - successor-ov-score holds at both at about the same depth (0.52 -> 0.52): stays;
+    - constant-option-attention has run on 0.5B only: not comparable yet."""
+    write_fake_results(directory)
+    q5, q15 = "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"
+    ResultStore(directory).write([
+        _one_check("induction-scoring", "induction", q5, "holds", ["14.3", "13.2"], 0.41),
+        _one_check("induction-scoring", "induction", q15, "holds", ["20.1", "19.4"], 0.47),
+        _one_check("previous-token-scoring", "previous-token", q5, "absent", ["2.1"], 0.31, threshold=0.5),
+        _one_check("previous-token-scoring", "previous-token", q15, "holds", ["3.5"], 0.72, threshold=0.5),
+        _one_check("duplicate-token-scoring", "duplicate-token", q5, "holds", ["1.0", "3.4"], 0.46),
+        _one_check("duplicate-token-scoring", "duplicate-token", q15, "absent", ["2.2"], 0.12),
+        _one_check("successor-ov-score", "successor", q5, "holds", ["12.1"], 0.9, threshold=0.5,
+                   measure="successor_score"),
+        _one_check("successor-ov-score", "successor", q15, "holds", ["14.0"], 0.95, threshold=0.5,
+                   measure="successor_score"),
+        _one_check("constant-option-attention", "constant", q5, "inconclusive", ["10.2"], 0.1, threshold=0.1,
+                   measure="even_mass"),
+        _one_check("induction-toy-phase-change", "induction", "toy-induction", "holds", ["1.4"], 0.9,
+                   threshold=0.5, measure="phase_change"),
+    ])
+    # a scan of the 0.5B (24 layers x 14 heads): its model page has a grid 14 heads wide
+    ind = [[0.0] * 14 for _ in range(24)]
+    ind[14][3], ind[13][2], ind[9][13] = 0.41, 0.38, 0.35
+    prev = [[0.0] * 14 for _ in range(24)]
+    prev[2][1], prev[3][12] = 0.31, 0.6
+    (directory / "scans" / f"{q5}.json").write_text(json.dumps({
+        "model": q5, "time": "2026-01-04T00:00:00+00:00", "scores": {"induction": ind, "previous-token": prev}}))
+
+
 @pytest.fixture(scope="session")
 def build_site():
     """Build the site with `mkdocs build --strict` in a subprocess, with extra environment."""
@@ -206,6 +255,15 @@ def built_site(tmp_path_factory, build_site) -> BuiltSite:
     results = tmp_path_factory.mktemp("results")
     write_fake_results(results)
     return build_site(tmp_path_factory.mktemp("site"), HEADATLAS_RESULTS=str(results))
+
+
+@pytest.fixture(scope="session")
+def family_site(tmp_path_factory, build_site) -> BuiltSite:
+    """The real catalogue with the fake results plus the Qwen2.5-Coder pair and a toy model (see
+    write_family_results): many model columns, and one family at two sizes."""
+    results = tmp_path_factory.mktemp("family-results")
+    write_family_results(results)
+    return build_site(tmp_path_factory.mktemp("family-site"), HEADATLAS_RESULTS=str(results))
 
 
 def pytest_configure(config):

@@ -1,7 +1,9 @@
 """The built site in a real browser: a reader goes from the home page to the induction head
 page and sees its status badges and heatmap; every page loads without a console error; every
 internal link resolves; the key pages show the elements they exist for; a phone-width screen
-scrolls wide tables inside their box, never the page; search works offline.
+scrolls wide tables inside their box, never the page; with many model columns nothing on the key
+pages overflows at phone width (the transfer matrix becomes one card per head type); search works
+offline.
 
 Uses Debian's /usr/bin/chromium through Playwright (no browser download). Elements are checked
 by visibility and bounding box in screenshots taken along the way, not by pixel diffs.
@@ -34,13 +36,28 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def base_url(built_site):
-    """The built site served on a free port of 127.0.0.1 for the duration of the module."""
-    handler = functools.partial(_QuietHandler, directory=str(built_site.path))
+def _serve(path: Path):
+    handler = functools.partial(_QuietHandler, directory=str(path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    return server, thread
+
+
+@pytest.fixture(scope="module")
+def base_url(built_site):
+    """The built site served on a free port of 127.0.0.1 for the duration of the module."""
+    server, thread = _serve(built_site.path)
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def family_url(family_site):
+    """The site with seven model columns and one family at two sizes (conftest.write_family_results)."""
+    server, thread = _serve(family_site.path)
     yield f"http://127.0.0.1:{server.server_port}/"
     server.shutdown()
     server.server_close()
@@ -341,6 +358,18 @@ def test_phone_width_keeps_every_column_of_the_head_index_on_screen(phone, base_
 # ---------------------------------------------------------------------------- the head index
 
 
+@functools.cache
+def _without_claim(status: str) -> str:
+    """The name of the first entry without a claim whose reason reads as `status` (measured-absent,
+    no-claim, ...), from the real catalogue, as entries gain claims over time."""
+    from headatlas.catalogue import find_root, load_catalogue
+    from headatlas.site.pages import SiteBuilder
+
+    site = SiteBuilder(load_catalogue(find_root(Path(__file__).parent)), {})
+    return next(e.name for e in sorted(site.cat.heads.values(), key=lambda e: e.name)
+                if not e.claims and site.no_claim_status(e)[0] == status)
+
+
 def _index_row(page, name: str):
     return page.locator(".ha-index tbody tr").filter(has=page.locator("td:first-child",
                                                                       has_text=re.compile(f"^{re.escape(name)}$")))
@@ -358,12 +387,13 @@ def test_head_index_has_a_description_and_a_badge_per_model(page, base_url):
     assert row.locator(".ha-mv[data-model=gemma-3-270m] .ha-badge.ha-near-miss").is_visible()
     assert row.locator(".ha-mv[data-model=gpt2] .ha-badge.ha-not-run").is_visible()
     # measured and absent is not "no claim yet"
-    measured = _index_row(page, "Correct-letter head")
+    measured_name, none_name = _without_claim("measured-absent"), _without_claim("no-claim")
+    measured = _index_row(page, measured_name)
     assert measured.locator(".ha-badge.ha-measured-absent").inner_text() == "measured: absent"
-    none = _index_row(page, "Safety head")
+    none = _index_row(page, none_name)
     assert none.locator(".ha-badge.ha-none").inner_text() == "no claim yet"
     # near-duplicates link each other
-    assert measured.get_by_role("link", name="Correct head (MCQA)").is_visible()
+    assert _index_row(page, "Correct-letter head").get_by_role("link", name="Correct head (MCQA)").is_visible()
     assert _index_row(page, "Correct head (MCQA)").get_by_role("link", name="Correct-letter head").is_visible()
     assert page.errors == [], page.errors
 
@@ -391,7 +421,7 @@ def test_head_index_filters_by_stage_status_and_model(page, base_url):
     page.select_option("select[data-facet=model]", "")
     page.select_option("select[data-facet=status]", "measured: absent")
     names = shown.locator("td:first-child").all_inner_texts()
-    assert "Correct-letter head" in names and "Safety head" not in names
+    assert _without_claim("measured-absent") in names and _without_claim("no-claim") not in names
     assert shown.locator(".ha-badge.ha-measured-absent").count() == len(names)
     page.select_option("select[data-facet=status]", "")
     assert shown.count() == total
@@ -414,4 +444,72 @@ def test_charts_draw_thresholds_and_circuits_draw_the_flow(page, base_url):
     # readable at page width: the class names are drawn at 11 px or more
     size = svg.locator(".ha-flow-name").first.evaluate("t => t.getBoundingClientRect().height")
     assert size >= 11, size
+    assert page.errors == [], page.errors
+
+
+# ---------------------------------------------------------------------------- many models, one family
+
+
+# Boxes that scroll sideways, outside the collapsed details a reader opens on purpose (dense check
+# tables may scroll there): [class, scrollWidth, clientWidth] of each.
+_INNER_SCROLL = """Array.from(document.querySelectorAll('article .md-typeset__scrollwrap, article .ha-scroll'))
+    .filter(e => !e.closest('details') && e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+    .map(e => [e.className, e.scrollWidth, e.clientWidth])"""
+
+
+@pytest.mark.parametrize("path", ["transfer/", "heads/", "heads/induction/", "models/smollm2-135m/",
+                                  "models/qwen2.5-coder-0.5b/", "families/qwen2.5-coder/"])
+def test_phone_width_nothing_overflows_with_many_models(browser, family_url, path, tmp_path):
+    """At 390 px, with seven model columns: no page scrolls sideways and no table or grid outside
+    the collapsed details scrolls inside its box (the transfer matrix and the family page are cards,
+    the head-type grid squeezes 14 heads into the screen)."""
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True)
+    phone = _watch(context.new_page(), family_url)
+    phone.goto(family_url + path, wait_until="load")
+    width = phone.evaluate("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)")
+    assert width <= PHONE["width"], (path, width)
+    assert phone.evaluate(_INNER_SCROLL) == [], path
+    outside = phone.evaluate("""Array.from(document.querySelectorAll('article .ha-badge, article table.ha-grid td'))
+        .filter(e => !e.closest('details') && e.offsetParent !== null)
+        .map(e => e.getBoundingClientRect()).filter(r => r.left < -0.5 || r.right > innerWidth + 0.5).length""")
+    assert outside == 0, path
+    shot(phone, tmp_path, "phone-many-" + path.strip("/").replace("/", "-"))
+    assert phone.errors == [], phone.errors
+    context.close()
+
+
+def test_phone_transfer_matrix_is_one_card_per_head_type(browser, family_url, tmp_path):
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True)
+    phone = _watch(context.new_page(), family_url)
+    phone.goto(family_url + "transfer/", wait_until="load")
+    assert not phone.locator(".ha-transfer thead").is_visible()  # the header row is hidden on a card ...
+    name = phone.locator("td.ha-tf-head", has_text=re.compile("^Induction head$"))
+    card = phone.locator(".ha-transfer tbody tr").filter(has=name)
+    cell = card.locator('td[data-model="qwen2.5-coder-1.5b"]')
+    in_view(phone, cell)
+    label = cell.locator(".ha-tf-label")  # ... so each cell names its model
+    assert label.is_visible() and label.inner_text().replace("\u200b", "").startswith("qwen2.5-coder-1.5b")
+    badge = cell.locator(".ha-badge").first
+    box = badge.bounding_box()
+    assert badge.inner_text() == "holds" and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    assert not card.locator("td.ha-tf-none").first.is_visible()  # models where no claim runs are left out
+    shot(phone, tmp_path, "phone-transfer-cards")
+    context.close()
+
+
+def test_desktop_transfer_matrix_fits_seven_model_columns(page, family_url, tmp_path):
+    page.goto(family_url + "transfer/", wait_until="load")
+    table = page.locator(".ha-transfer table")
+    in_view(page, table)
+    headers = table.locator("thead th")
+    assert headers.count() == 2 + 7
+    assert page.evaluate(_INNER_SCROLL) == []
+    right = max(b["x"] + b["width"] for b in (h.bounding_box() for h in headers.all()))
+    assert right <= page.viewport_size["width"], right
+    assert not page.locator(".ha-transfer .ha-tf-label").first.is_visible()  # the column header names the model
+    shot(page, tmp_path, "transfer-seven-models")
+    page.goto(family_url + "families/qwen2.5-coder/", wait_until="load")
+    change = page.locator('td.ha-fam-change[data-change="moves"]')
+    in_view(page, change)
+    assert "deeper by" in change.inner_text()
     assert page.errors == [], page.errors

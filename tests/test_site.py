@@ -219,7 +219,7 @@ def test_claims_page_headlines_held_out_counts(built_site):
 def test_transfer_matrix_has_a_row_per_head_with_claims_and_a_column_per_model(built_site):
     html = page(built_site.path, "transfer")
     cat = load_catalogue(ROOT)
-    header = re.search(r"<thead>.*?</thead>", html, flags=re.S).group(0)
+    header = re.search(r"<thead>.*?</thead>", html, flags=re.S).group(0).replace("<wbr>", "")
     models = re.findall(r">([a-z0-9.-]+)</a>", header)
     # the calibration model first, the held-out models, then the random-weights twin as a control
     assert models == ["smollm2-135m", "gemma-3-270m", "gpt2", "smollm2-135m-random"], models
@@ -229,8 +229,11 @@ def test_transfer_matrix_has_a_row_per_head_with_claims_and_a_column_per_model(b
     rows = re.findall(r"<tr>.*?</tr>", html.split("<tbody>")[1].split("</tbody>")[0], flags=re.S)
     assert len(rows) == sum(1 for e in cat.heads.values() if e.claims)
     induction = table_row(html, ">Induction head</a>")
-    cells = re.findall(r"<td>.*?</td>", induction, flags=re.S)
+    cells = re.findall(r"<td[^>]*>.*?</td>", induction, flags=re.S)
     smollm2, gemma, gpt2, twin = cells[2:6]
+    # each cell names its model (shown where a row becomes a card on a phone, the header being hidden)
+    assert [re.search(r'data-model="([^"]+)"', c).group(1) for c in cells[2:6]] == models
+    assert 'class="ha-tf-label"><a href="../models/gemma-3-270m/">gemma-<wbr>3-<wbr>270m</a>' in gemma
     assert ">partly holds<" in smollm2  # scoring holds, ablation is absent
     assert "heads L18H6, L17H3, L17H4" in smollm2 and "top_head_score 0.432 (0.41–0.446)" in smollm2
     assert ">near miss<" in gemma and "a miss of 0.006, within its tolerance of 0.1" in gemma
@@ -242,7 +245,7 @@ def test_transfer_matrix_has_a_row_per_head_with_claims_and_a_column_per_model(b
         note = re.search(r'href="#(tf-\d+)"', cell_html).group(1)
         assert f'<li id="{note}">' in html  # each cell that does not hold has a footnote with the evidence
     assert "weights unavailable offline (fake reason for the site test)" in html
-    previous = re.findall(r"<td>.*?</td>", table_row(html, ">Previous-token head</a>"), flags=re.S)
+    previous = re.findall(r"<td[^>]*>.*?</td>", table_row(html, ">Previous-token head</a>"), flags=re.S)
     assert ">holds<" in previous[2] and "ha-holds" in previous[2]
     assert ">inconclusive<" in previous[3]
     assert ">holds on random weights<" in previous[5] and "ha-error" in previous[5]
@@ -623,8 +626,8 @@ def test_transfer_page_accounts_for_every_head_type():
     matrix, _, rest = md.partition("## Head types without a claim")
     for e in cat.heads.values():
         link = f"[{e.name}](heads/{e.id}.md)"
-        if e.claims:
-            assert link in matrix and link not in rest
+        if e.claims:  # a row of the matrix (raw HTML)
+            assert f'<a href="../heads/{e.id}/">{e.name}</a>' in matrix and link not in rest
         else:
             row = next(line for line in rest.splitlines() if line.startswith(f"| {link} |"))
             assert first_sentence(e.no_claim_reason).split()[0] in row
@@ -757,3 +760,80 @@ def test_head_page_leads_with_what_the_head_does_and_where_it_holds(built_site):
     # checks, variants and provenance are collapsed (pymdownx.details), one click away
     claims = html[html.index('id="claims"'):]
     assert claims.count("<details") >= 6 and "<details open" not in claims.split("Held-out data variants")[0]
+
+
+# ---------------------------------------------------------------------------- scale within a family
+
+
+def test_family_page_sets_the_sizes_side_by_side(family_site):
+    """Qwen2.5-Coder 0.5B and 1.5B (one family in catalogue/models.yaml, fake records from
+    write_family_results): per head type the verdict at each size, the heads chosen as LxHy with
+    their relative depth, the decisive value, and what appears, moves or vanishes with scale."""
+    html = page(family_site.path, "families/qwen2.5-coder")
+    assert "Scale within a family: Qwen2.5-Coder" in html
+    summary = html[html.index('id="what-changes-with-scale"'):html.index('id="head-type-by-head-type"')]
+    for kind, head in (("Appears", "Previous-token head"), ("Vanishes", "Duplicate-token head"), ("Moves", "Induction head"),
+                       ("Stays", "Successor head"), ("Not comparable yet", "Constant head")):
+        item = next(li for li in re.findall(r"<li>.*?</li>", summary, flags=re.S) if f"<strong>{kind}</strong>" in li)
+        assert f">{head}</a>" in item, (kind, item)
+    assert "absent → holds" in summary and "holds → absent" in summary
+    assert "depth 0.59 → 0.72, deeper by 0.14" in summary
+    assert "appears 1; vanishes 1; moves 1; stays 1; holds at neither 0; not comparable yet: 1" in summary
+    header = re.search(r"<thead>.*?</thead>", html, flags=re.S).group(0).replace("<wbr>", "")
+    assert header.index("qwen2.5-coder-0.5b") < header.index("qwen2.5-coder-1.5b")  # smallest first
+    assert "0.5B → 1.5B" in header
+    row = table_row(html, ">Induction head</a>")
+    small, large, change = re.findall(r"<td[^>]*>.*?</td>", row, flags=re.S)[2:5]
+    assert ">holds<" in small and "heads L14H3, L13H2 · depth 0.59" in small
+    assert "top_head_score 0.41; needs &gt;= 0.25" in small
+    assert "heads L20H1, L19H4 · depth 0.72" in large and "top_head_score 0.47" in large
+    assert 'data-change="moves"' in change
+    assert "<strong>not comparable</strong>" in table_row(html, ">Constant head</a>")
+    assert "no result on 1.5B" in table_row(html, ">Constant head</a>")
+    # the rows are the head types with a verdict at some size; a head type run on neither has no row
+    assert ">Retrieval head</a>" not in html.split("<tbody>")[1]
+    # linked from the transfer matrix, which now has seven model columns, and from the navigation
+    transfer = page(family_site.path, "transfer")
+    assert 'href="../families/qwen2.5-coder/"' in transfer
+    columns = re.findall(r'<th data-model="([^"]+)"', transfer)
+    assert columns == ["smollm2-135m", "gemma-3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "gpt2",
+                       "toy-induction", "smollm2-135m-random"], columns
+    assert "--ha-tf-min:63.5em" in transfer
+    index = page(family_site.path, "families")
+    assert 'href="qwen2.5-coder/"' in index and "No family has two models" not in index
+
+
+def test_without_two_sizes_with_results_the_family_page_says_so(built_site):
+    html = page(built_site.path, "families")
+    assert "No family has two models with results yet" in html
+    assert not (built_site.path / "families" / "qwen2.5-coder").exists()
+    assert "no family has two sizes with results yet" in page(built_site.path, "transfer")
+
+
+def test_families_come_from_the_catalogue_and_are_ordered_by_size():
+    """Any family with two models with results gets a page: here SmolLM2-135M and Gemma-3-270M made
+    one test family (sizes out of catalogue order), with records of two claims each."""
+    from conftest import _one_check
+    from headatlas.site.pages import SiteBuilder
+
+    cat = load_catalogue(ROOT)
+    cat.models["smollm2-135m"] = cat.models["smollm2-135m"].model_copy(update={"family": "Test", "size": "1.5B"})
+    cat.models["gemma-3-270m"] = cat.models["gemma-3-270m"].model_copy(update={"family": "Test", "size": "270M"})
+    recs = [_one_check("induction-scoring", "induction", "smollm2-135m", "holds", ["18.6"], 0.43),  # depth 0.62
+            _one_check("induction-scoring", "induction", "gemma-3-270m", "absent", ["5.1"], 0.1),
+            _one_check("previous-token-scoring", "previous-token", "smollm2-135m", "holds", ["16.0"], 0.8, 0.5),
+            _one_check("previous-token-scoring", "previous-token", "gemma-3-270m", "holds", ["2.3"], 0.7, 0.5)]
+    results = {}
+    for r in recs:
+        results.setdefault(r["model"], {"model": r["model"], "records": {}})["records"][r["claim_id"]] = r
+    site = SiteBuilder(cat, results)
+    assert site.families() == {"Test": ["gemma-3-270m", "smollm2-135m"]}
+    files = {g.src_uri: g.content for g in site.pages()}
+    md = files["families/test.md"]
+    assert "Test at 2 sizes with results: 270M" in md and "one of these sizes: its verdicts are not held-out" in md
+    # induction's other claims have no result on smollm2-135m: partly holds there
+    assert "**Appears** at 1.5B" in md and "[Induction head](../heads/induction.md): absent → partly holds" in md
+    # previous-token holds at both, its heads at depth 0.12 (2/17) and 0.55 (16/29): it moves
+    assert "**Moves**" in md and "depth 0.12 → 0.55, deeper by 0.43" in md
+    nav = next(x for x in site.nav() if "Scale within a family" in x)["Scale within a family"]
+    assert nav == ["families/index.md", {"Test": "families/test.md"}]

@@ -22,6 +22,7 @@ from headatlas.site.verdicts import CALIBRATION, CONTROL, HELD_OUT, NO_RESULT, T
 
 ROLE_LABEL = {CALIBRATION: "calibration model", HELD_OUT: "held-out", CONTROL: "random-weights twin: must not hold",
               TOY: "toy model"}
+ROLE_SHORT = {CALIBRATION: "calibration", HELD_OUT: "held-out", CONTROL: "twin: must not hold", TOY: "toy model"}
 
 
 @dataclass
@@ -358,6 +359,11 @@ class SiteBuilder:
     def model_link(self, model: str, src: str) -> str:
         return f"[{model}]({rel(src, f'models/{slug(model)}.md')})"
 
+    def model_anchor(self, model: str, src: str) -> str:
+        """A link to a model's page for raw HTML; the name may break after a '-' in a narrow column."""
+        name = escape(model).replace("-", "-<wbr>")
+        return f'<a href="{self.url(src, f"models/{slug(model)}.md")}">{name}</a>'
+
     def band(self, entry: HeadEntry) -> str:
         lo, hi = entry.layer_band.relative
         return f"{lo:g}–{hi:g}"
@@ -415,6 +421,9 @@ class SiteBuilder:
             out.append(Generated("benchmarks/index.md", self.benchmarks_index(), "catalogue/benchmarks.yaml"))
             for bid in cat.benchmarks:
                 out.append(Generated(f"benchmarks/{bid}.md", self.benchmark_page(bid), "catalogue/benchmarks.yaml"))
+        out.append(Generated("families/index.md", self.families_index(), "catalogue/models.yaml"))
+        for family, members in self.families().items():
+            out.append(Generated(self.family_uri(family), self.family_page(family, members), "catalogue/models.yaml"))
         if cat.circuits:
             out.append(Generated("circuits/index.md", self.circuits_index(), "catalogue/circuits.yaml"))
             for cid in cat.circuits:
@@ -430,6 +439,8 @@ class SiteBuilder:
                      {"Heads": ["heads/index.md", *by_stage]},
                      {"Claims": "claims.md"},
                      {"Transfer across models": "transfer.md"},
+                     {"Scale within a family": ["families/index.md",
+                                                *({f: self.family_uri(f)} for f in self.families())]},
                      {"Stages": ["stages/index.md",
                                  *({f"{s.name} ({s.id})": f"stages/{s.id}.md"} for s in cat.stages.values())]},
                      {"Methods": ["methods/index.md", *({m.name: f"methods/{m.id}.md"} for m in cat.methods.values())]}]
@@ -621,12 +632,13 @@ class SiteBuilder:
         lines += ["## Papers", ""]
         lines += [f"- {self.cite(k, src, full=True)}" for k in e.papers] + [""]
         if e.reported_in:
-            lines += ["## Reported in", "", "| Model | Published heads | Task | Source | Note |", "|---|---|---|---|---|"]
+            lines += ["## Reported in", "", '<div class="ha-cards" markdown>', "",
+                      "| Model | Published heads | Task | Source | Note |", "|---|---|---|---|---|"]
             for r in e.reported_in:
                 heads = ", ".join(head_label(h) for h in r.heads) or "—"
                 lines.append(f"| {self.model_link(r.model, src)} | {heads} | {cell(r.task or '—')} | "
                              f"{self.cite(r.source, src)} | {cell(r.note or '')} |")
-            lines.append("")
+            lines += ["", "</div>", ""]
         if e.related:
             lines += ["## Related heads", ""]
             lines += [f"- {self.head_link(r.head, src)}: {r.relation}" for r in e.related] + [""]
@@ -1142,11 +1154,16 @@ class SiteBuilder:
         def sample(key: str, label: str = "", css: str = "") -> str:
             return vbadge(Verdict(key, css or vd.CSS[key], label or key, ""))
 
-        lines = ["---", "hide: [toc]", "---", "", "# Transfer across models", "",
+        lines = ["---", "hide: [navigation, toc]", "---", "", "# Transfer across models", "",
                  self.held_out_summary(pairs), "",
                  "Which head types each model has, by the claims the atlas runs on it: a row per head entry with "
                  "claims, a column per model with results (calibration model first, then held-out models, then the "
                  "random-weights twin). Hover over a badge for the evidence.", "",
+                 "Within one family, size beside size (what appears, moves or vanishes with scale): "
+                 + (", ".join(f"[{f}]({rel(src, self.family_uri(f))}) "
+                              f"({' vs '.join(self.size_of(m) for m in ms)})" for f, ms in self.families().items())
+                    or f"[scale within a family]({rel(src, 'families/index.md')}) (no family has two sizes with "
+                       "results yet)") + ".", "",
                  '??? info "How to read a cell"',
                  "    A row is a head entry with claims, a column a model with a results file: first the "
                  f"{term('calibration model')} ({self.default_model or 'none'}), whose results the thresholds were "
@@ -1171,17 +1188,23 @@ class SiteBuilder:
         heads.sort(key=lambda e: (stage_order.index(e.stage) if e.stage in stage_order else 9, e.name.lower()))
         if not heads or not models:
             return "\n".join(lines + ["*No results recorded yet: run `headatlas verify`.*", ""] + self.without_claims(src))
-        lines += ['<div class="ha-transfer" markdown>', "",
-                  "| Head type | Stage | " + " | ".join(
-                      f"{self.model_link(m, src)}<br>{self.role_note(m)}" for m in models) + " |",
-                  "|---|---|" + "---|" * len(models)]
+        lines += ['<p class="ha-small ha-tf-phone-note">On a narrow screen each head type is a card listing the '
+                  "models its claims run on; models where none runs are left out.</p>", "",
+                  # wide enough for a badge per model column: narrower screens scroll it in its box, phones get cards
+                  f'<div class="ha-transfer" markdown="0"><table style="--ha-tf-min:{11 + 7.5 * len(models):g}em">',
+                  "<thead><tr><th>Head type</th><th>Stage</th>" + "".join(
+                      f'<th data-model="{escape(m)}">{self.model_anchor(m, src)}<br>{self.role_note(m)}</th>'
+                      for m in models) + "</tr></thead><tbody>"]
         notes: list[str] = []
+        stage_names = {sid: st.name for sid, st in self.cat.stages.items()}
         for e in heads:
-            row = [self.head_link(e.id, src), e.stage]
+            row = [f'<td class="ha-tf-head"><a href="{self.url(src, f"heads/{e.id}.md")}">{escape(e.name)}</a></td>',
+                   f'<td class="ha-tf-stage" title="{escape(stage_names.get(e.stage, ""))}">{escape(e.stage)}</td>']
             for model in models:
                 combined = self.head_model_verdict(e, model)
                 if combined is None:
-                    row.append('<span class="ha-dim" title="no claim of this entry runs on this model">—</span>')
+                    row.append(f'<td class="ha-tf-none" data-model="{escape(model)}"><span class="ha-dim" '
+                               'title="no claim of this entry runs on this model">—</span></td>')
                     continue
                 v, per = combined
                 text = vbadge(v, "no result" if v.key == "none" else None)
@@ -1194,9 +1217,12 @@ class SiteBuilder:
                                              for cid, cv in bad) + "</li>")
                     text += f'<sup><a href="#tf-{len(notes)}" title="note {len(notes)}">{len(notes)}</a></sup>'
                 text += self.transfer_detail(per, model)
-                row.append(text)
-            lines.append("| " + " | ".join(row) + " |")
-        lines += ["", "</div>", ""]
+                # the model's name, shown only where the row is a card (narrow screens), as the header is hidden
+                label = (f'<span class="ha-tf-label">{self.model_anchor(model, src)} '
+                         f'<span class="ha-small">{ROLE_SHORT[self.role(model)]}</span></span>')
+                row.append(f'<td data-model="{escape(model)}">{label}{text}</td>')
+            lines.append("<tr>" + "".join(row) + "</tr>")
+        lines += ["</tbody></table></div>", ""]
         if notes:
             lines += ["## Notes", "", '<ol class="ha-notes">', *notes, "</ol>", ""]
         return "\n".join(lines + self.without_claims(src))
@@ -1231,6 +1257,228 @@ class SiteBuilder:
                 bits.append(f"{escape(measure)} {value}" + (f" ({spread})" if spread else ""))
                 break
         return f'<br><span class="ha-small">{" · ".join(bits)}</span>' if bits else ""
+
+    # -- scale within a family
+    #: A change of the chosen heads' mean relative depth counted as a move: a tenth of the depth, the
+    #: tolerance the claims give their layer-band checks (2-3 layers in the Qwen2.5-Coder models).
+    MOVE_AT = 0.1
+    #: How strongly an entry holds on a model, for reading a change with scale: every claim holds,
+    #: some hold, none holds (a substantive verdict or not applicable). Others cannot be compared.
+    STRENGTH = {"holds": 2, "partly": 1, "near miss": 0, "inconclusive": 0, "absent": 0, "not applicable": 0}
+
+    def ran(self, model: str) -> bool:
+        """Whether a model has results: a record whose claim ran (any verdict but not run)."""
+        return any(r.get("verdict") not in (None, "not run") for r in self.model_records(model).values())
+
+    def family_members(self) -> dict[str, list[str]]:
+        """family -> its catalogue models, smallest first, for every family (catalogue/models.yaml)."""
+        out: dict[str, list[str]] = {}
+        for name, info in self.cat.models.items():
+            if info.family:
+                out.setdefault(info.family, []).append(name)
+        return {f: sorted(ms, key=lambda m: self.cat.models[m].parameters) for f, ms in out.items()}
+
+    def families(self) -> dict[str, list[str]]:
+        """family -> its models with results, smallest first, for families with two or more."""
+        out = {f: [m for m in ms if self.ran(m)] for f, ms in self.family_members().items()}
+        return {f: ms for f, ms in out.items() if len(ms) >= 2}
+
+    @staticmethod
+    def family_uri(family: str) -> str:
+        return f"families/{slug(family.lower())}.md"
+
+    def size_of(self, model: str) -> str:
+        info = self.cat.models.get(model)
+        return info.size if info and info.size else model
+
+    def chosen_heads(self, claim_id: str, model: str) -> list[str]:
+        """The heads a claim chose on a model (its selection, else its top heads), as 'layer.head'."""
+        r = self.records.get((claim_id, model)) or {}
+        heads = (r.get("selection") or {}).get("heads") or (r.get("artifacts") or {}).get("top_heads") or []
+        return [str(h) for h in heads if re.fullmatch(r"\d+\.\d+", str(h))]
+
+    def relative_depth(self, heads: list[str], model: str) -> float | None:
+        """Mean relative depth (layer / (layers - 1)) of heads in a model of known depth."""
+        info = self.cat.models.get(model)
+        if not heads or info is None or info.n_layers < 2:
+            return None
+        return sum(int(h.split(".")[0]) for h in heads) / len(heads) / (info.n_layers - 1)
+
+    def depth_claim(self, e: HeadEntry, members: list[str]) -> str | None:
+        """The claim whose chosen heads stand for the entry when the sizes are compared: the first of
+        the entry's claims that chose heads on every member, else on any."""
+        applying = [spec.id for spec in e.claims if any(m in self.claim_models(spec.id) for m in members)]
+        for need in (all, any):
+            for cid in applying:
+                if need(self.chosen_heads(cid, m) for m in members):
+                    return cid
+        return None
+
+    def scale_change(self, e: HeadEntry, a: str, b: str) -> tuple[str, str, float | None]:
+        """How an entry changes from the smaller model a to the larger b of one family: (kind, the
+        verdicts and depths in words, the depth change), kind one of appears, vanishes, moves, stays,
+        neither, n/a."""
+        va, vb = self.head_model_verdict(e, a), self.head_model_verdict(e, b)
+        if va is None or vb is None:
+            return "n/a", f"no result on {self.size_of(a if va is None else b)}", None
+        (va, _), (vb, _) = va, vb
+        sa, sb = self.STRENGTH.get(va.key), self.STRENGTH.get(vb.key)
+        if sa is None or sb is None:
+            missing = [(m, v) for m, v in ((a, va), (b, vb)) if self.STRENGTH.get(v.key) is None]
+            return "n/a", "; ".join(f"{'no result' if v.key == 'none' else v.label} on {self.size_of(m)}"
+                                    for m, v in missing), None
+        verdicts = f"{va.label} → {vb.label}"
+        cid = self.depth_claim(e, [a, b])
+        da = self.relative_depth(self.chosen_heads(cid, a), a) if cid else None
+        db = self.relative_depth(self.chosen_heads(cid, b), b) if cid else None
+        delta = db - da if da is not None and db is not None else None
+        depths = f"depth {da:.2f} → {db:.2f}" if delta is not None else ""
+        if sa == 0 and sb == 0:
+            return "neither", verdicts, delta
+        if sa == 0:
+            return "appears", verdicts, delta
+        if sb == 0:
+            return "vanishes", verdicts, delta
+        if delta is not None and abs(delta) >= self.MOVE_AT - 1e-9:
+            return "moves", f"{depths}, {'deeper' if delta > 0 else 'shallower'} by {abs(delta):.2f}; {verdicts}", delta
+        return "stays", (f"{depths}; " if depths else "") + verdicts, delta
+
+    CHANGE_TEXT = {
+        "appears": "**Appears** at {b} (some or all of its claims hold there, none at {a})",
+        "vanishes": "**Vanishes** at {b} (some or all of its claims hold at {a}, none at {b})",
+        "moves": "**Moves** (claims hold at both sizes; the chosen heads' mean relative depth changes by {move:g} or "
+                 "more)",
+        "stays": "**Stays** (claims hold at both sizes, at about the same relative depth)",
+        "neither": "**Holds at neither** size",
+        "n/a": "**Not comparable yet** (no result, not run or an error on one size)",
+    }
+
+    def family_summary(self, family: str, members: list[str], rows: list[HeadEntry], src: str) -> list[str]:
+        """What appears, moves or vanishes from each size to the next, generated from the verdicts and
+        the chosen heads' relative depths."""
+        lines = ["## What changes with scale", ""]
+        for a, b in zip(members, members[1:]):
+            sa, sb = self.size_of(a), self.size_of(b)
+            groups: dict[str, list[str]] = {k: [] for k in self.CHANGE_TEXT}
+            for e in rows:
+                kind, text, _ = self.scale_change(e, a, b)
+                groups[kind].append(f"{self.head_link(e.id, src)}: {cell(text)}")
+            counted = {k: len(v) for k, v in groups.items() if v}
+            if len(members) > 2:
+                lines += [f"### {sa} → {sb}", ""]
+            comparable = sum(n for k, n in counted.items() if k != "n/a")
+            lines += [f"Of the {comparable} head types with a verdict at both {sa} ({a}) and {sb} ({b}): "
+                      + ("; ".join(f"{k.replace('neither', 'holds at neither')} {counted.get(k, 0)}"
+                                   for k in ("appears", "vanishes", "moves", "stays", "neither")) if comparable
+                         else "none yet") + (f"; not comparable yet: {counted['n/a']}" if "n/a" in counted else "")
+                      + ".", ""]
+            for kind, items in groups.items():
+                if items:
+                    lines.append("- " + self.CHANGE_TEXT[kind].format(a=sa, b=sb, move=self.MOVE_AT) + ": "
+                                 + "; ".join(items) + ".")
+            lines.append("")
+        return lines
+
+    def family_cell(self, e: HeadEntry, model: str, src: str) -> str:
+        """One entry on one model: the combined verdict, then each applying claim's verdict, the heads
+        it chose (with their mean relative depth) and its decisive check's value."""
+        combined = self.head_model_verdict(e, model)
+        if combined is None:
+            return (f'<td class="ha-tf-none" data-model="{escape(model)}"><span class="ha-dim" '
+                    'title="no claim of this entry runs on this model">—</span></td>')
+        v, per = combined
+        label = (f'<span class="ha-tf-label">{self.model_anchor(model, src)} '
+                 f'<span class="ha-small">{escape(self.size_of(model))}</span></span>')
+        out = [label + vbadge(v, "no result" if v.key == "none" else None)]
+        for cid, cv in per:
+            r = self.records.get((cid, model))
+            bits = [f'<a href="{self.url(src, f"heads/{e.id}.md", cid)}"><code>{escape(cid)}</code></a>'
+                    + (f" {vbadge(cv)}" if len(per) > 1 else "")]
+            heads = self.chosen_heads(cid, model)
+            if heads:
+                depth = self.relative_depth(heads, model)
+                bits.append("heads " + ", ".join(escape(head_label(h)) for h in heads[:4])
+                            + (f" (+{len(heads) - 4})" if len(heads) > 4 else "")
+                            + (f" · depth {depth:.2f}" if depth is not None else ""))
+            check, value, spread = vd.headline(r) if r else ("", "—", "")
+            if check and value != "—":
+                bits.append(f"{escape(check.split()[0])} {value}" + (f" ({spread})" if spread else "")
+                            + f"; {escape(vd.needs(check))}")
+            elif r is None:
+                bits.append("no result yet")
+            out.append(f'<span class="ha-small ha-fam-claim">{"<br>".join(bits)}</span>')
+        return f'<td data-model="{escape(model)}">{"".join(out)}</td>'
+
+    def family_page(self, family: str, members: list[str]) -> str:
+        src = self.family_uri(family)
+        stage_order = list(self.cat.stages)
+        rows = sorted((e for e in self.cat.heads.values() if e.claims and any(
+                           (c := self.head_model_verdict(e, m)) is not None and c[0].key != "none" for m in members)),
+                      key=lambda e: (stage_order.index(e.stage) if e.stage in stage_order else 9, e.name.lower()))
+        sizes = ", ".join(f"{self.size_of(m)} ({self.model_link(m, src)}, {self.cat.models[m].n_layers} layers × "
+                          f"{self.cat.models[m].n_heads} heads, {ROLE_SHORT[self.role(m)]})" for m in members)
+        lines = ["---", "hide: [toc]", "---", "", f"# Scale within a family: {family}", "",
+                 f"{family} at {len(members)} sizes with results: {sizes}. Each head type the atlas has claims for, "
+                 "size beside size: the verdict on each, the heads its claims chose, written L*layer*H*head* with "
+                 f"their mean {term('relative depth')} (layer numbers differ between sizes; depth does not), and "
+                 f"each claim's {term('decisive check')} value. The thresholds were written against the "
+                 f"{term('calibration model')} {self.default_model}"
+                 + (f", one of these sizes: its verdicts are not held-out findings. " if self.default_model in members
+                    else ", so every size here is held-out. ")
+                 + f"Across families: the [transfer matrix]({rel(src, 'transfer.md')}).", ""]
+        if not rows:
+            return "\n".join(lines + ["*No head type has a verdict on these models yet.*", ""])
+        lines += self.family_summary(family, members, rows, src)
+        lines += ["## Head type by head type", "",
+                  '<div class="ha-transfer ha-family" markdown="0"><table>',
+                  "<thead><tr><th>Head type</th><th>Stage</th>" + "".join(
+                      f'<th data-model="{escape(m)}">{escape(self.size_of(m))}<br>{self.model_anchor(m, src)}</th>'
+                      for m in members)
+                  + "".join(f"<th>{escape(self.size_of(a))} → {escape(self.size_of(b))}</th>"
+                            for a, b in zip(members, members[1:])) + "</tr></thead><tbody>"]
+        for e in rows:
+            row = [f'<td class="ha-tf-head"><a href="{self.url(src, f"heads/{e.id}.md")}">{escape(e.name)}</a></td>',
+                   f'<td class="ha-tf-stage">{escape(e.stage)}</td>']
+            row += [self.family_cell(e, m, src) for m in members]
+            for a, b in zip(members, members[1:]):
+                kind, text, _ = self.scale_change(e, a, b)
+                row.append(f'<td class="ha-fam-change" data-change="{escape(kind)}"><span class="ha-tf-label">'
+                           f"{escape(self.size_of(a))} → {escape(self.size_of(b))}</span>"
+                           f'<strong>{escape({"n/a": "not comparable", "neither": "holds at neither"}.get(kind, kind))}'
+                           f'</strong><br><span class="ha-small">{escape(text)}</span></td>')
+            lines.append("<tr>" + "".join(row) + "</tr>")
+        lines += ["</tbody></table></div>", "",
+                  f"*Depth: the mean {term('relative depth')} of the heads a claim chose (the first claim that chose "
+                  f"heads at every size stands for the head type in the summary). A head type **moves** when it holds "
+                  f"at both sizes and that depth changes by {self.MOVE_AT:g} or more; **appears** or **vanishes** "
+                  "when every or some of its claims hold at one size and none at the other. Hover a badge for the "
+                  "evidence.*", ""]
+        return "\n".join(lines)
+
+    def families_index(self) -> str:
+        src = "families/index.md"
+        fams, every = self.families(), self.family_members()
+        lines = ["# Scale within a family", "",
+                 "The same head types in one model family at several sizes, side by side: what appears, moves "
+                 "(in relative depth) or vanishes as the family grows. Families come from `family` and `size` in "
+                 "`catalogue/models.yaml`; a family gets a page once two of its sizes have results. Across "
+                 f"families: the [transfer matrix]({rel(src, 'transfer.md')}).", ""]
+        if fams:
+            lines += [f"- [{f}]({rel(src, self.family_uri(f))}): "
+                      + " vs ".join(f"{self.size_of(m)} ({m})" for m in ms) for f, ms in fams.items()] + [""]
+        else:
+            lines += ["*No family has two models with results yet, so there is nothing to set side by side. Run "
+                      "the claims on a second size, e.g. `headatlas verify --model qwen2.5-coder-1.5b`.*", ""]
+        waiting = {f: ms for f, ms in every.items() if f not in fams and len(ms) >= 2}
+        if waiting:
+            lines += ["Families in the catalogue without two sizes with results:", "",
+                      "| Family | Sizes (models) | With results |", "|---|---|---|"]
+            for f, ms in waiting.items():
+                ran = [m for m in ms if self.ran(m)]
+                lines.append(f"| {cell(f)} | " + ", ".join(f"{self.size_of(m)} ({self.model_link(m, src)})" for m in ms)
+                             + f" | {', '.join(self.size_of(m) for m in ran) or 'none'} |")
+            lines.append("")
+        return "\n".join(lines)
 
     # -- stages
     def stages_index(self) -> str:
@@ -1360,7 +1608,7 @@ class SiteBuilder:
         lines += ["## Claim results", ""]
         if not recs:
             return "\n".join(lines + [f"{badge()} Run `headatlas verify --model {name}` to record some.", ""])
-        lines += ['<div class="ha-sortable" markdown>', "",
+        lines += ['<div class="ha-sortable ha-claims" markdown>', "",  # one card per claim on a phone
                   f"| Claim | Head | Verdict | Evidence ({term('decisive check')}) | Spread | Refreshed |",
                   "|---|---|---|---|---|---|"]
         for cid, r in sorted(recs.items()):

@@ -81,6 +81,8 @@ TERMS = {
                  "a near miss",
     "committed value": "the value of the same check in the results committed to the repository, which a new "
                        "run is compared with",
+    "relative depth": "where a layer sits in the model: layer / (layers - 1), 0 for the first layer and 1 for "
+                      "the last, so heads of models with different numbers of layers can be compared",
     "decisive check": "the check that decided the verdict: the first that did not hold, or the first check when "
                       "all hold",
 }
