@@ -1,6 +1,7 @@
 """Attention-pattern scores beyond the detector patterns of `scoring`: retrieval (Wu et al. 2024),
-negative attention (Yu et al. 2024), constant/uniform attention over options, subword merging
-and rare-token attention.
+negative attention (Yu et al. 2024), constant/uniform attention over options, subword merging,
+rare-token attention, and attention along dependency arcs with its fixed-offset baseline
+(Voita et al. 2019, Clark et al. 2019).
 
 Every score is a pure function of one layer's attention [batch, head, query, key] (so a planted
 pattern gives a known answer) returning [head]; `layer_scores` runs them for all layers from a
@@ -152,3 +153,31 @@ def bos_mask(tokens: torch.Tensor, tokenizer) -> torch.Tensor:
     """[batch, pos] True at special tokens (BOS and the like): attention sinks, not content."""
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     return torch.isin(tokens, torch.tensor(sorted(special), dtype=tokens.dtype)) if special else torch.zeros_like(tokens, dtype=torch.bool)
+
+
+# ----------------------------------------------------------------------------- dependency arcs
+
+
+def arc_attention(pattern: torch.Tensor, arcs: torch.Tensor, first_key: int = 0) -> torch.Tensor:
+    """Where each head looks from the query word of each dependency arc: pattern [batch, head, q,
+    k], arcs [n, 3] (row, query position, gold position) -> [n, head, 2] holding the key the head
+    attends to most (keys before `first_key`, e.g. a BOS attention sink, left out) and the
+    attention it puts on the gold position. A head "gets the arc right" when the first equals
+    the gold position (Clark et al.'s most-attended-to word)."""
+    rows = pattern[arcs[:, 0], :, arcs[:, 1]]                               # [n, head, k]
+    top = rows[..., first_key:].argmax(-1) + first_key
+    gold = rows.gather(2, arcs[:, 2][:, None, None].expand(-1, rows.shape[1], 1))[..., 0]
+    return torch.stack([top.to(rows.dtype), gold], -1)
+
+
+def offset_hits(arcs: torch.Tensor, offset: int) -> torch.Tensor:
+    """The fixed-offset baseline: [n] 1 where always attending `offset` tokens back from the query
+    lands on the gold position of the arc, else 0."""
+    return ((arcs[:, 1] - arcs[:, 2]) == offset).float()
+
+
+def best_offset(arcs: torch.Tensor, max_offset: int) -> tuple[int, float]:
+    """The offset in 1..max_offset whose baseline gets the most arcs right, and its accuracy."""
+    acc = torch.stack([offset_hits(arcs, k).mean() for k in range(1, max_offset + 1)])
+    k = int(acc.argmax())
+    return k + 1, float(acc[k])

@@ -7,6 +7,7 @@ One home for every prompt generator:
 - `ioi`: indirect-object-identification prompts with their corrupted counterparts
 - `patterns`: prompts for attention-pattern claims (multiple choice, acronyms, needles, text streams)
 - `tasks`: prompts for task claims (function-vector tasks, factual recall, movie reviews)
+- `syntax`: sentences whose dependency arcs are known by construction (syntactic heads)
 """
 
 from __future__ import annotations
