@@ -1803,8 +1803,9 @@ class SiteBuilder:
                 lines.append("| " + " | ".join(row) + " |")
             lines += ["", "*Found: "
                       + "; ".join(f"{cell(m)} on {refreshed(r)}" for m, (_, _, r) in found.items()) + ".*", ""]
-        flow = (f"Information flows from top to bottom, as {self.cite(c.source, src)} traces it"
-                + (f": {one_line(c.flow_note).rstrip('.')}. " if c.flow_note else ". ") if c.edges
+        note = one_line(c.flow_note).rstrip(".")
+        flow = (f"Information flows from top to bottom, as traced by {self.cite(c.source, src)}"
+                + (f": {note[:1].lower() + note[1:]}. " if note else ". ") if c.edges
                 else "The circuit's data gives no edges, so no arrows are drawn. ")
         lines += ["## Published circuit", "", self.circuit_figure(cid, src), "",
                   f"*{flow}Each box is a class with its heads (layer.head) and links to its head entry; the arrows "
