@@ -533,7 +533,7 @@ def test_circuit_graph_and_benchmark_pages_appear_when_defined(variant_site, bui
     assert 'data-from="name mover" data-to="logits"' in svg
     assert svg.count('class="ha-flow-edge"') == 3  # the circuit's own edges (catalogue/circuits.yaml), no others
     assert 'href="../../heads/induction/"' in svg
-    assert "Test flow note." in html
+    assert "as traced by" in html and ": test flow note. " in html  # the flow note from the data
     bench = page(variant_site.path, "benchmarks/test-bench")
     assert 'href="../../heads/previous-token/"' in bench
     if not load_catalogue(ROOT).circuits:
