@@ -286,10 +286,11 @@ def test_head_pages_share_heads_from_the_records_selections(built_site):
     induction = page(built_site.path, "heads/induction")
     facts = induction[:induction.index('id="claims"')]
     row = table_row(facts, "Shares heads with")
-    assert "L17H3 with" in row and 'href="../previous-token/"' in row and "previous-token-scoring</code> holds" in row
+    shared_previous = row[row.index('href="../previous-token/"'):]
+    assert "previous-token-scoring</code> holds" in shared_previous and "L17H3" in shared_previous.split("<br>")[0]
     previous = page(built_site.path, "heads/previous-token")
     back = table_row(previous[:previous.index('id="claims"')], "Shares heads with")
-    assert "L17H3 with" in back and 'href="../induction/"' in back
+    assert 'href="../induction/"' in back and "L17H3" in back[back.index('href="../induction/"'):]
     assert "L16H0" not in back  # chosen as previous-token twice (its own claim and a group): one type, not shared
     assert "smollm2-135m-random" not in row + back  # the twin's choices are noise, not membership
 
@@ -731,8 +732,11 @@ def test_membership_is_one_table_and_pages_cannot_contradict_it():
     assert set(site.shares("copy-suppression")["smollm2-135m"]) == {"24.4", "23.3"}
     assert site.check_membership() == []
     head = site.head_page(site.cat.heads["copy-suppression"])
-    assert "L24H4 with [Negative name mover]" in head.replace("Negative name-mover", "Negative name mover") or \
-        "L24H4 with [" in head
+    row = head[head.index("Shares heads with"):].split("\n")[0].rstrip(" |")
+    nnm = row[row.index("(negative-name-mover.md)"):].split(";")[0]
+    assert "`negative-name-mover-scoring`" in nnm and nnm.endswith(": L24H4")      # one line per other type
+    bnm = row[row.index("(backup-name-mover.md)"):].split(";")[0].split("<br>")[0]
+    assert bnm.endswith(": L23H3")
     # a page that says a head is shared while the other page does not is a build error
     site.shares = lambda hid, orig=site.shares: ({} if hid == "negative-name-mover" else orig(hid))
     problems = site.check_membership()

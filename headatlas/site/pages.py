@@ -301,15 +301,23 @@ class SiteBuilder:
         if not shared:
             return ("no head chosen by this entry's claims was chosen by another entry's claim on the same model "
                     "(from the records' selections)")
+        def order(head: str):
+            return tuple(map(int, head.split("."))) if re.fullmatch(r"\d+\.\d+", head) else (999, 0)
+
+        # Grouped by the other head type, so an entry whose claims choose many heads (a retrieval
+        # claim keeps 15% of them) reads as one line per type, not one per head.
         parts = []
         for model in [m for m in self.models if m in shared]:
-            heads = []
-            for head, others in sorted(shared[model].items(), key=lambda kv: tuple(map(int, kv[0].split(".")))
-                                       if re.fullmatch(r"\d+\.\d+", kv[0]) else (999, 0)):
-                heads.append(f"{head_label(head)} with " + ", ".join(
-                    f"{self.head_link(t, src)} ("
-                    + ", ".join(f"`{c}` {v.label}" for c, v in cs) + ")" for t, cs in sorted(others.items())))
-            parts.append(f"{self.model_link(model, src)}: " + "; ".join(heads))
+            by_type: dict[str, tuple[list[str], dict[str, Verdict]]] = {}
+            for head, others in shared[model].items():
+                for t, cs in others.items():
+                    heads, claims = by_type.setdefault(t, ([], {}))
+                    heads.append(head)
+                    claims.update(dict(cs))
+            lines = [f"{self.head_link(t, src)} (" + ", ".join(f"`{c}` {v.label}" for c, v in sorted(claims.items()))
+                     + "): " + ", ".join(head_label(h) for h in sorted(heads, key=order))
+                     for t, (heads, claims) in sorted(by_type.items(), key=lambda kv: (-len(kv[1][0]), kv[0]))]
+            parts.append(f"{self.model_link(model, src)}: " + "; ".join(lines))
         return "<br>".join(parts)
 
     def last_refreshed(self, records) -> dict | None:
