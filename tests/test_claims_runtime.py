@@ -327,6 +327,12 @@ def scratch(pytester, monkeypatch, tmp_path):
     for name in ("heads", "catalogue", "claims"):
         shutil.copytree(ROOT / name, pytester.path / name)
     (pytester.path / "claims" / "claim_fake.py").write_text(textwrap.dedent(FAKE_CLAIM))
+    # The fake claim answers for two models and the twin: narrow the claim's model list to those.
+    entry = pytester.path / "heads" / "previous-token.yaml"
+    text = entry.read_text()
+    listed = "models: [smollm2-135m, gemma-3-270m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b]"
+    assert listed in text
+    entry.write_text(text.replace(listed, "models: [smollm2-135m, gemma-3-270m]", 1))
     results = tmp_path / "results"
     monkeypatch.setenv("HEADATLAS_RESULTS", str(results))
     monkeypatch.setenv("HEADATLAS_ROOT", str(pytester.path))
