@@ -490,6 +490,8 @@ def variant_site(tmp_path_factory, build_site):
     data["no_claim_reason"] = "Scoring it needs a probe we have not written yet (test reason)."
     data["benchmarks"] = ["test-bench"]
     prev.write_text(yaml.safe_dump(data, sort_keys=False))
+    models = root / "catalogue" / "models.yaml"  # a test sample may not name the removed claim
+    models.write_text(models.read_text().replace("previous-token-scoring, ", ""))
     benchmarks = root / "catalogue" / "benchmarks.yaml"
     existing = yaml.safe_load(benchmarks.read_text()) if benchmarks.exists() else []
     benchmarks.write_text(yaml.safe_dump(existing + [{
