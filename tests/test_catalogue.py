@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -38,12 +37,10 @@ def problems(root: Path) -> list[str]:
     return [str(p) for p in cat.problems]
 
 
-def test_the_real_catalogue_is_valid_and_loads_fast():
-    t0 = time.perf_counter()
+def test_the_real_catalogue_is_valid():
+    # Its speed is measured by benchmarks/bench.py, not asserted here: a timed test fails on a busy machine.
     cat = load_catalogue(ROOT)
-    elapsed = time.perf_counter() - t0
     assert cat.heads and not cat.problems and not cat.warnings
-    assert elapsed < 1.0, f"validation took {elapsed:.2f} s"
     assert {"previous-token", "duplicate-token", "induction"} <= set(cat.heads)
 
 
