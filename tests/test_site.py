@@ -51,9 +51,9 @@ def table_row(html: str, text: str) -> str:
 # ---------------------------------------------------------------------------- the main build
 
 
-def test_build_is_strict_and_takes_seconds(built_site):
+def test_build_is_strict(built_site):
+    # (its time is a benchmark figure, not an assertion: a timed test fails on a busy machine)
     assert (built_site.path / "index.html").is_file()
-    assert built_site.seconds < 60, f"building the site took {built_site.seconds:.1f} s"
 
 
 def test_induction_page_shows_each_verdict_with_its_own_badge(built_site):

@@ -9,7 +9,6 @@ formation step may move by at most two evaluation intervals."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -35,9 +34,8 @@ def test_tiny_spec_trains_caches_and_reloads_identically(tmp_path, monkeypatch):
     spec = toymodels.ToySpec.from_source(TOYS["toy-backcopy"].source).with_(steps=20, eval_every=10)
     first = toymodels.load(spec)
     assert not first.from_cache and (toymodels.cache_dir(spec) / "weights.pt").is_file()
-    t0 = time.perf_counter()
     again = toymodels.load(spec)
-    assert again.from_cache and time.perf_counter() - t0 < 1.0
+    assert again.from_cache  # read back, not retrained (the reload time is a benchmark figure)
     for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
         assert torch.equal(a, b)
     assert sorted(again.checkpoints()) == [0, 10, 20]
