@@ -9,6 +9,7 @@ bash scripts/bootstrap.sh
 headatlas validate
 mkdocs build --strict --quiet
 echo "[atlas] serving the committed evidence on http://127.0.0.1:8000 while the claims re-run"
+echo "[atlas] (every claim on every model: a few hours on a 2-core CPU with the Qwen models; pages refresh as results land)"
 mkdocs serve --quiet -a 127.0.0.1:8000 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT INT TERM
