@@ -304,6 +304,10 @@ class SiteBuilder:
         def order(head: str):
             return tuple(map(int, head.split("."))) if re.fullmatch(r"\d+\.\d+", head) else (999, 0)
 
+        def listed(heads: list[str], shown: int = 8) -> str:
+            more = f" and {len(heads) - shown} more" if len(heads) > shown else ""
+            return ", ".join(head_label(h) for h in heads[:shown]) + more
+
         # Grouped by the other head type, so an entry whose claims choose many heads (a retrieval
         # claim keeps 15% of them) reads as one line per type, not one per head.
         parts = []
@@ -315,7 +319,7 @@ class SiteBuilder:
                     heads.append(head)
                     claims.update(dict(cs))
             lines = [f"{self.head_link(t, src)} (" + ", ".join(f"`{c}` {v.label}" for c, v in sorted(claims.items()))
-                     + "): " + ", ".join(head_label(h) for h in sorted(heads, key=order))
+                     + "): " + listed(sorted(heads, key=order))
                      for t, (heads, claims) in sorted(by_type.items(), key=lambda kv: (-len(kv[1][0]), kv[0]))]
             parts.append(f"{self.model_link(model, src)}: " + "; ".join(lines))
         return "<br>".join(parts)
