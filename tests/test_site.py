@@ -712,6 +712,21 @@ def test_grid_legend_says_when_a_type_names_no_head():
     assert ScoreMap("c", "c", "scan", lower.scores).normalised()[1][2] == 1.0  # the old, wrong reading
 
 
+def test_a_type_sharing_many_heads_is_one_line_naming_eight_of_them():
+    from headatlas.site.pages import SiteBuilder
+
+    many = [f"{layer}.{head}" for layer in (17, 18) for head in range(6)]          # 12 heads
+    results = {"smollm2-135m": {"records": {
+        "global-retrieval-cache": {"claim_id": "global-retrieval-cache", "head_id": "global-retrieval",
+                                   "verdict": "holds", "checks": [], "selection": {"heads": many}},
+        "induction-scoring": {"claim_id": "induction-scoring", "head_id": "induction", "verdict": "holds",
+                              "checks": [], "selection": {"heads": many[:10]}}}}}
+    site = SiteBuilder(load_catalogue(ROOT), results)
+    row = site.shares_fact(site.cat.heads["induction"], "heads/induction.md")
+    assert row.count("global-retrieval.md") == 1                                   # one line for the type
+    assert "L17H0, L17H1" in row and "L18H1 and 2 more" in row and "L18H2" not in row
+
+
 def test_membership_is_one_table_and_pages_cannot_contradict_it():
     from headatlas.site.pages import SiteBuilder
 
