@@ -196,6 +196,13 @@ def _one_check(claim_id: str, head_id: str, model: str, verdict: str, heads: lis
                                           null={"at": 0.05}, decisive=True, why=why)])
 
 
+@pytest.fixture
+def one_check():
+    """The one-decisive-check record factory, for tests that build their own results (a fixture
+    because claims/ has a conftest too, so `from conftest import ...` depends on collection order)."""
+    return _one_check
+
+
 def write_family_results(directory: Path) -> None:
     """write_fake_results, plus the Qwen2.5-Coder pair (one family at two sizes, catalogue/models.yaml)
     and a toy model: seven model columns in the transfer matrix. From 0.5B (24 layers) to 1.5B (28):

@@ -831,19 +831,18 @@ def test_without_two_sizes_with_results_the_family_page_says_so(built_site):
     assert "no family has two sizes with results yet" in page(built_site.path, "transfer")
 
 
-def test_families_come_from_the_catalogue_and_are_ordered_by_size():
+def test_families_come_from_the_catalogue_and_are_ordered_by_size(one_check):
     """Any family with two models with results gets a page: here SmolLM2-135M and Gemma-3-270M made
     one test family (sizes out of catalogue order), with records of two claims each."""
-    from conftest import _one_check
     from headatlas.site.pages import SiteBuilder
 
     cat = load_catalogue(ROOT)
     cat.models["smollm2-135m"] = cat.models["smollm2-135m"].model_copy(update={"family": "Test", "size": "1.5B"})
     cat.models["gemma-3-270m"] = cat.models["gemma-3-270m"].model_copy(update={"family": "Test", "size": "270M"})
-    recs = [_one_check("induction-scoring", "induction", "smollm2-135m", "holds", ["18.6"], 0.43),  # depth 0.62
-            _one_check("induction-scoring", "induction", "gemma-3-270m", "absent", ["5.1"], 0.1),
-            _one_check("previous-token-scoring", "previous-token", "smollm2-135m", "holds", ["16.0"], 0.8, 0.5),
-            _one_check("previous-token-scoring", "previous-token", "gemma-3-270m", "holds", ["2.3"], 0.7, 0.5)]
+    recs = [one_check("induction-scoring", "induction", "smollm2-135m", "holds", ["18.6"], 0.43),  # depth 0.62
+            one_check("induction-scoring", "induction", "gemma-3-270m", "absent", ["5.1"], 0.1),
+            one_check("previous-token-scoring", "previous-token", "smollm2-135m", "holds", ["16.0"], 0.8, 0.5),
+            one_check("previous-token-scoring", "previous-token", "gemma-3-270m", "holds", ["2.3"], 0.7, 0.5)]
     results = {}
     for r in recs:
         results.setdefault(r["model"], {"model": r["model"], "records": {}})["records"][r["claim_id"]] = r
