@@ -377,6 +377,13 @@ def test_committed_absent_is_a_result_and_passes_again_a_change_fails(scratch):
     assert "verdict changed from the committed 'holds' to 'absent'" in out.stdout.str()
 
 
+def test_the_summary_gives_the_time_per_model_over_the_claims_run(scratch):
+    out = scratch.run("holds,absent,absent", "--accept")
+    line = next(l for l in out.stdout.lines if l.startswith("time per model"))
+    for model in ("smollm2-135m", "gemma-3-270m", "smollm2-135m-random"):
+        assert f"{model} 0 s over 1 claims" in line
+
+
 def test_a_test_that_never_concludes_is_an_error_not_a_pass(scratch):
     scratch.run("holds,absent,absent", "--accept")
     out = scratch.run("silent,absent,absent")

@@ -284,3 +284,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
                 shown += f" (null {decisive['null']['percentile']:g}th pct {decisive['null']['at']:.3g})"
         tr.write_line(f"{r['verdict']:14} {r['claim_id']} [{r['model']}] {shown}"
                       + (f" - {r['reason'][:200]}" if r["reason"] else ""))
+    # CI's log is where the time per model is read from (README's CI budget), so print it there
+    per_model: dict[str, list[float]] = {}
+    for r in records:
+        per_model.setdefault(r["model"], []).append(float(r.get("duration_s", 0.0)))
+    tr.write_line("time per model (claim bodies, model loads excluded): " + ", ".join(
+        f"{m} {sum(d):.0f} s over {len(d)} claims" for m, d in per_model.items()))
