@@ -74,3 +74,26 @@ def test_one_seed_reproduces_the_committed_seed_table(task):
         else:
             assert got["formed_step"] is not None and abs(got["formed_step"] - want["formed_step"]) <= tol
         assert abs(got["score"] - want["score"]) <= 0.1
+
+
+def test_a_memory_shared_by_a_layers_heads_is_read_from_the_layer_not_from_one_head():
+    """A successor map planted in layer 0's OV maps, split across its four heads (each holds a
+    rank-d_head slice): the layer readout recalls every token; no single head recalls them all."""
+    from headatlas.methods.toymodels import ToyTransformer, layer_memory_readout, memory_recall
+
+    torch.manual_seed(0)
+    vocab, d, heads = 16, 32, 4
+    model = ToyTransformer(vocab, d, heads, 2, 8, 0, 0.5, True)
+    succ = torch.randperm(vocab)
+    target = torch.zeros(vocab, vocab)
+    target[torch.arange(vocab), succ] = 10.0
+    emb, unembed_t = model.embed.weight.detach(), model.unembed.weight.detach().T        # [V, d], [d, V]
+    memory = torch.linalg.pinv(emb) @ target @ torch.linalg.pinv(unembed_t)             # [d, d]
+    with torch.no_grad():
+        model.qkv[0].weight[2 * d:] = memory.T                  # W_V of head h: memory[:, h-slice].T
+        model.out[0].weight.copy_(torch.eye(d))                 # W_O of head h: identity columns
+        model.qkv[1].weight[2 * d:] = 0.0
+    assert torch.equal(layer_memory_readout(model)[0], succ)
+    assert (layer_memory_readout(model)[1] == succ).float().mean() < 0.5
+    per_head = memory_recall(model, succ)[0].mean(-1)
+    assert per_head.max() < 1.0

@@ -287,6 +287,21 @@ def memory_recall(model: ToyTransformer, succ: torch.Tensor, tokens: torch.Tenso
     return out
 
 
+def layer_memory_readout(model: ToyTransformer, tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """Per layer and input token i, the top entry of the layer's attention OV map (its heads' OV
+    maps summed) read as an associative memory over the vocabulary: argmax W_U W_OV e_i.
+    [n_layers, n_tokens]. Bietti et al.'s layers have one head each, so their "head" memory is
+    this layer map; with several heads per layer the memory is shared among them."""
+    idx = torch.arange(model.cfg.d_vocab) if tokens is None else tokens
+    emb = model.embed.weight[idx]
+    out = torch.zeros(model.cfg.n_layers, len(idx), dtype=torch.long)
+    with torch.no_grad():
+        for layer in range(model.cfg.n_layers):
+            w = sum(model.w_ov(layer, h) for h in range(model.cfg.n_heads))
+            out[layer] = (emb @ w @ model.unembed.weight.T).argmax(-1)
+    return out
+
+
 @torch.no_grad()
 def per_sequence_scores(spec: ToySpec, model: ToyTransformer, data: dict, cache: dict | None = None) -> dict:
     """Each role's score per sequence and head ([b, L, H]); memory recall is per token ([L, H, V])."""
