@@ -45,35 +45,108 @@ def split_indices(labels: torch.Tensor, test_frac: float, seed: int) -> tuple[to
     return torch.cat(train).sort().values, torch.cat(test).sort().values
 
 
-def probe_heads(features: torch.Tensor, labels: torch.Tensor, *, test_frac: float = 0.3, seed: int = 0,
-                steps: int = 300, lr: float = 0.05, weight_decay: float = 1e-3) -> ProbeResult:
-    """Train one probe per leading index of features [..., n, d] on labels [n] (class ids)."""
-    lead = features.shape[:-2]
+@dataclass
+class Probes:
+    """Trained per-head probes: standardization (from the training rows) and softmax weights,
+    one probe per leading index."""
+
+    mean: torch.Tensor    # [p, 1, d]
+    std: torch.Tensor     # [p, 1, d]
+    weight: torch.Tensor  # [p, d, classes]
+    bias: torch.Tensor    # [p, 1, classes]
+    lead: tuple           # the leading shape of the features the probes were trained on
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Class logits for features [...lead, n, d] (the same leading shape): [...lead, n, classes]."""
+        n, d = features.shape[-2:]
+        x = (features.reshape(-1, n, d).float() - self.mean) / self.std
+        with torch.no_grad():
+            out = torch.einsum("pnd,pdc->pnc", x, self.weight) + self.bias
+        return out.reshape(*self.lead, n, out.shape[-1])
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        """Class ids for features [...lead, n, d]: [...lead, n]."""
+        return self.logits(features).argmax(-1)
+
+    def prob_correct(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The probability each probe gives the right class of each row: [...lead, n]."""
+        lab = torch.as_tensor(labels).long()
+        probs = self.logits(features).softmax(-1)
+        return probs.gather(-1, lab.expand(probs.shape[:-1])[..., None])[..., 0]
+
+    def correct(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Whether each row is classified right, as floats: [...lead, n]."""
+        return (self.predict(features) == torch.as_tensor(labels).long()).float()
+
+
+def fit_probes(features: torch.Tensor, labels: torch.Tensor, *, seed: int = 0, steps: int = 300,
+               lr: float = 0.05, weight_decay: float = 1e-3) -> Probes:
+    """One logistic-regression probe per leading index of features [..., n, d] on labels [n],
+    trained on every row given (full-batch Adam from zero weights, standardized features)."""
+    lead = tuple(features.shape[:-2])
     n, d = features.shape[-2:]
     x = features.reshape(-1, n, d).float()
     labels = torch.as_tensor(labels).long()
     classes = int(labels.max()) + 1
-    tr, te = split_indices(labels, test_frac, seed)
-    mu = x[:, tr].mean(1, keepdim=True)
-    sd = x[:, tr].std(1, keepdim=True).clamp(min=1e-6)
+    mu = x.mean(1, keepdim=True)
+    sd = x.std(1, keepdim=True).clamp(min=1e-6)
     x = (x - mu) / sd
     torch.manual_seed(seed)
     p = x.shape[0]
     w = torch.zeros(p, d, classes, requires_grad=True)
     b = torch.zeros(p, 1, classes, requires_grad=True)
     opt = torch.optim.Adam([w, b], lr=lr)
-    y = labels[tr]
     with torch.enable_grad():
         for _ in range(steps):
             opt.zero_grad()
-            logits = torch.einsum("pnd,pdc->pnc", x[:, tr], w) + b
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, classes), y.repeat(p), reduction="sum") / len(tr)
+            logits = torch.einsum("pnd,pdc->pnc", x, w) + b
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, classes), labels.repeat(p), reduction="sum") / n
             loss = loss + weight_decay * (w ** 2).sum()
             loss.backward()
             opt.step()
-    with torch.no_grad():
-        pred = (torch.einsum("pnd,pdc->pnc", x, w) + b).argmax(-1)
-        acc_tr = (pred[:, tr] == labels[tr]).float().mean(-1)
-        acc_te = (pred[:, te] == labels[te]).float().mean(-1)
+    return Probes(mu, sd, w.detach(), b.detach(), lead)
+
+
+def probe_heads(features: torch.Tensor, labels: torch.Tensor, *, test_frac: float = 0.3, seed: int = 0,
+                steps: int = 300, lr: float = 0.05, weight_decay: float = 1e-3) -> ProbeResult:
+    """Train one probe per leading index of features [..., n, d] on labels [n] (class ids), on a
+    stratified random split; accuracy on the rest."""
+    labels = torch.as_tensor(labels).long()
+    classes = int(labels.max()) + 1
+    tr, te = split_indices(labels, test_frac, seed)
+    probes = fit_probes(features[..., tr, :], labels[tr], seed=seed, steps=steps, lr=lr, weight_decay=weight_decay)
+    acc_tr = probes.correct(features[..., tr, :], labels[tr]).mean(-1)
+    acc_te = probes.correct(features[..., te, :], labels[te]).mean(-1)
     chance = float(torch.bincount(labels[te], minlength=classes).max()) / len(te)
-    return ProbeResult(acc_te.reshape(lead), acc_tr.reshape(lead), len(tr), len(te), chance)
+    return ProbeResult(acc_te, acc_tr, len(tr), len(te), chance)
+
+
+def group_folds(groups: torch.Tensor, folds: int, seed: int) -> list[torch.Tensor]:
+    """Row indices of `folds` test folds that never split a group (e.g. every statement about
+    one country lands in the same fold); groups are dealt to folds in a seeded random order."""
+    ids = torch.as_tensor(groups).long()
+    uniq = ids.unique()
+    if folds < 2 or folds > len(uniq):
+        raise ValueError(f"{folds} folds need at least {folds} groups and at least 2 folds; got {len(uniq)} groups")
+    order = uniq[torch.randperm(len(uniq), generator=torch.Generator().manual_seed(seed))]
+    return [torch.isin(ids, order[f::folds]).nonzero().flatten() for f in range(folds)]
+
+
+def grouped_cv(features: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, *, folds: int = 4,
+               seed: int = 0, steps: int = 300, lr: float = 0.05,
+               weight_decay: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-validated per-head probes with whole groups held out: each row is classified by the
+    probe trained on the other folds. features [..., n, d] -> (correct [..., n] as floats, the
+    probability given to the right class [..., n])."""
+    labels = torch.as_tensor(labels).long()
+    out = torch.zeros(*features.shape[:-1])
+    prob = torch.zeros(*features.shape[:-1])
+    n = features.shape[-2]
+    for test in group_folds(groups, folds, seed):
+        train = torch.ones(n, dtype=torch.bool)
+        train[test] = False
+        probes = fit_probes(features[..., train, :], labels[train], seed=seed, steps=steps, lr=lr,
+                            weight_decay=weight_decay)
+        out[..., test] = probes.correct(features[..., test, :], labels[test])
+        prob[..., test] = probes.prob_correct(features[..., test, :], labels[test])
+    return out, prob

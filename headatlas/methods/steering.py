@@ -70,3 +70,48 @@ def steering_effect(bridge, tokens: torch.Tensor, layer: int, head: int, directi
     vals = [run_metric(bridge, tokens, metric, steering_hooks(layer, head, direction, a, positions)).mean()
             for a in alphas]
     return SteeringResult(torch.tensor(list(alphas), dtype=torch.float), torch.stack(vals), base)
+
+
+# ----------------------------------------------------------------------------- mass-mean directions, batched
+
+
+def mass_mean_directions(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Li et al.'s mass-mean shift per head: from features [..., n, d_head] and binary labels
+    [n], the unit direction of mean(label 1) - mean(label 0) and the standard deviation of the
+    features projected on it (over all n rows). -> (unit [..., d_head], sigma [...])."""
+    labels = torch.as_tensor(labels).bool()
+    if labels.all() or not labels.any():
+        raise ValueError("a mass-mean direction needs rows of both labels")
+    x = features.float()
+    diff = x[..., labels, :].mean(-2) - x[..., ~labels, :].mean(-2)
+    unit = diff / diff.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    sigma = (x * unit[..., None, :]).sum(-1).std(-1)
+    return unit, sigma
+
+
+def head_set_addition_hooks(head_sets: torch.Tensor, vectors: torch.Tensor, n_prompts: int,
+                            start: int, row_sign: torch.Tensor | None = None) -> list[Hook]:
+    """Hooks for a batch that repeats n_prompts prompts once per head set: in rows
+    s*n_prompts ... (s+1)*n_prompts-1, vectors[s, j] ([n_sets, k, d_head]) is added to the
+    hook_z of head head_sets[s, j] ([n_sets, k, 2] of (layer, head)) at every position from
+    `start` on (ITI's shift, applied from the end of a statement to the token its judgement is
+    read at). row_sign [n_prompts] (+1 / -1) flips the shift per prompt, the same in every set."""
+    n_sets = head_sets.shape[0]
+    by_layer: dict[int, list[tuple[int, int, int]]] = {}
+    for s in range(n_sets):
+        for j, (layer, head) in enumerate(head_sets[s].tolist()):
+            by_layer.setdefault(layer, []).append((s, j, head))
+    hooks = []
+    for layer, items in by_layer.items():
+        def add(z, hook, items=items):
+            shift = torch.zeros(n_sets, z.shape[2], z.shape[3], dtype=z.dtype, device=z.device)
+            for s, j, head in items:
+                shift[s, head] += vectors[s, j].to(z.dtype)
+            shift = shift.repeat_interleave(n_prompts, 0)                   # [rows, head, d_head]
+            if row_sign is not None:
+                shift = shift * row_sign.to(shift).repeat(n_sets)[:, None, None]
+            z = z.clone()
+            z[:, start:] = z[:, start:] + shift[:, None]
+            return z
+        hooks.append((f"blocks.{layer}.attn.hook_z", add))
+    return hooks

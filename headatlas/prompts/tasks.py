@@ -344,3 +344,64 @@ def conflict_prompts(tokenizer, facts: FactPrompts, template: str, *, seed: int,
     return ConflictPrompts(torch.tensor(rows, dtype=torch.long).view(len(rows), -1), torch.tensor(memory, dtype=torch.long),
                            torch.tensor(context, dtype=torch.long), subjects, per_fact, context_answer_pos,
                            context_subject_pos, subject_pos, facts.candidates)
+
+
+# ----------------------------------------------------------------------------- true and false statements
+
+
+@dataclass(frozen=True)
+class TruthStatements:
+    """Statements of facts, true and false: "The capital of France is Paris." and "The capital of
+    France is Rome.", optionally followed by a suffix the model's judgement is read after ("...
+    Rome. This statement is"). Rows come in pairs, true then false, `per_fact` pairs per fact,
+    facts in the order given. Each false attribute is another fact's true attribute, and every
+    fact's attribute is used as a false one exactly `per_fact` times, so every attribute token
+    is in as many true rows as false ones: the token alone does not tell the label."""
+
+    tokens: torch.Tensor      # [batch, pos]
+    label: torch.Tensor       # [batch] 1 true, 0 false
+    fact: torch.Tensor        # [batch] index of the row's fact in `subjects`
+    attribute: torch.Tensor   # [batch] the attribute token the statement gives
+    subjects: list[str]       # one per fact
+    per_fact: int             # (true, false) pairs per fact
+    end_pos: int              # position of the full stop that ends the statement
+    attribute_pos: int        # position of the attribute token
+
+
+def truth_statements(tokenizer, facts: FactPrompts, *, seed: int, per_fact: int = 1,
+                     suffix: str = "") -> TruthStatements:
+    """True and false statements from factual prompts `facts` (FACT_TEMPLATES prompts ending just
+    before the attribute, e.g. the facts a model answers correctly): the prompt, the attribute
+    token, a full stop, then `suffix`. The facts are put in a cycle in a seeded random order;
+    the false attributes of a fact are the true attributes of the facts `per_fact` seeded
+    distinct steps ahead in the cycle, and a cycle is redrawn while any false attribute would
+    be the fact's own attribute token (two countries can share a language)."""
+    n = len(facts.subjects)
+    if per_fact < 1 or per_fact > n - 1:
+        raise ValueError(f"per_fact must be between 1 and {n - 1} for {n} facts; got {per_fact}")
+    answers = facts.answer.tolist()
+    rng = random.Random(seed)
+    for _ in range(1000):
+        order = list(range(n))
+        rng.shuffle(order)
+        steps = rng.sample(range(1, n), per_fact)
+        at = {f: q for q, f in enumerate(order)}
+        wrong = [[answers[order[(at[f] + s) % n]] for s in steps] for f in range(n)]
+        if all(w != answers[f] for f in range(n) for w in wrong[f]):
+            break
+    else:
+        raise ValueError("no cycle of the facts gives every fact false attributes other than its own")
+    stop, tail = encode(tokenizer, "."), encode(tokenizer, suffix) if suffix else []
+    rows, label, fact, attribute = [], [], [], []
+    for f in range(n):
+        prompt = facts.tokens[f].tolist()
+        for w in wrong[f]:
+            for a, lab in ((answers[f], 1), (w, 0)):
+                rows.append(prompt + [a] + stop + tail)
+                label.append(lab)
+                fact.append(f)
+                attribute.append(a)
+    attribute_pos = facts.tokens.shape[1]
+    return TruthStatements(torch.tensor(rows, dtype=torch.long), torch.tensor(label), torch.tensor(fact),
+                           torch.tensor(attribute), list(facts.subjects), per_fact,
+                           attribute_pos + len(stop), attribute_pos)
