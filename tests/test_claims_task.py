@@ -128,3 +128,55 @@ def test_conflict_prompts_state_a_wrong_attribute_then_ask_again(tok, template):
     other = pt.conflict_prompts(tok, facts, template, seed=4, per_fact=2)
     assert torch.equal(again.tokens, d.tokens)
     assert not torch.equal(other.context_answer, d.context_answer)
+
+
+# ----------------------------------------------------------------------------- in-context classification
+
+
+@pytest.mark.parametrize("task", sorted(pt.ICL_CLASSES))
+def test_icl_word_halves_are_disjoint_single_tokens(tok, task):
+    sel, test = pt.icl_words(tok, task, "select", 0), pt.icl_words(tok, task, "test", 0)
+    for c in (0, 1):
+        assert sel[c] and test[c] and not set(sel[c]) & set(test[c])
+        assert set(sel[c]) | set(test[c]) <= set(pt.ICL_CLASSES[task][c])
+        for w in sel[c] + test[c]:
+            assert len(tok.encode(" " + w, add_special_tokens=False)) == 1
+    # another split seed gives another split
+    assert pt.icl_words(tok, task, "select", 1) != sel
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_icl_prompts_positions_labels_and_balance(tok, swap):
+    d = pt.icl_prompts(tok, "country-animal", half="test", split_seed=0, n_prompts=8, n_demos=6, seed=4,
+                       swap_labels=swap)
+    foo, bar = (tok.encode(s, add_special_tokens=False)[0] for s in pt.ICL_LABELS)
+    assert d.labels == ((bar, foo) if swap else (foo, bar))
+    words = pt.icl_words(tok, "country-animal", "test", 0)
+    assert d.query_class.tolist() == [0, 1] * 4
+    for i, row in enumerate(d.tokens.tolist()):
+        # each demonstration's label token is the label of its word's class
+        for j, (wp, lp) in enumerate(zip(d.word_pos, d.label_pos)):
+            c = int(d.demo_class[i, j])
+            assert tok.decode([row[wp]]).strip() in words[c]
+            assert row[lp] == d.labels[c]
+        assert sorted(d.demo_class[i].tolist()) == [0, 0, 0, 1, 1, 1]
+        query = tok.decode([row[d.query_pos]]).strip()
+        assert query == d.queries[i] and query in words[int(d.query_class[i])]
+        assert query not in [tok.decode([row[p]]).strip() for p in d.word_pos]
+        assert d.query_pos == len(row) - 2 and tok.decode([row[-1]]) == ":"
+        assert d.correct[i] == d.labels[int(d.query_class[i])] and d.wrong[i] != d.correct[i]
+    assert d.same_class.sum(1).tolist() == [3] * 8
+    # demonstration order differs between rows (seeded shuffle), and the seed fixes it
+    assert len({tuple(r) for r in d.demo_class.tolist()}) > 1
+    again = pt.icl_prompts(tok, "country-animal", half="test", split_seed=0, n_prompts=8, n_demos=6, seed=4,
+                           swap_labels=swap)
+    assert torch.equal(again.tokens, d.tokens)
+
+
+def test_icl_prompts_refuse_odd_demos_and_unknown_tasks(tok):
+    with pytest.raises(ValueError, match="even"):
+        pt.icl_prompts(tok, "sentiment", half="select", split_seed=0, n_prompts=2, n_demos=5, seed=0)
+    with pytest.raises(ValueError, match="unknown"):
+        pt.icl_words(tok, "colours", "select", 0)
+    with pytest.raises(ValueError, match="half"):
+        pt.icl_words(tok, "sentiment", "train", 0)

@@ -346,6 +346,120 @@ def conflict_prompts(tokenizer, facts: FactPrompts, template: str, *, seed: int,
                            context_subject_pos, subject_pos, facts.candidates)
 
 
+# ----------------------------------------------------------------------------- in-context classification
+
+# Two-class word pools for in-context classification with arbitrary labels (Yu and Ananiadou
+# 2024 use " foo" / " bar"): the model cannot know which class a label stands for, only read it
+# off the demonstrations. A pool's words are split in two by name, so heads chosen on one half
+# of the words are judged on prompts built from the other half.
+ICL_CLASSES: dict[str, tuple[list[str], list[str]]] = {
+    "country-animal": (
+        ["France", "Japan", "Italy", "Germany", "Spain", "Russia", "China", "Egypt", "Greece", "Canada",
+         "Ireland", "Poland", "Norway", "Sweden", "Kenya", "Cuba", "Peru", "India", "Iran", "Brazil",
+         "Mexico", "Turkey", "Chile", "Korea", "Austria", "Portugal", "Denmark", "Finland"],
+        ["dog", "cat", "horse", "cow", "pig", "sheep", "lion", "tiger", "bear", "wolf", "fox", "mouse",
+         "rabbit", "deer", "goat", "duck", "eagle", "snake", "frog", "monkey", "elephant", "whale",
+         "shark", "owl", "chicken", "rat", "bird", "fish"]),
+    "sentiment": (SENTIMENT_ADJECTIVES["positive"], SENTIMENT_ADJECTIVES["negative"]),
+    "fruit-vehicle": (
+        ["apple", "banana", "orange", "grape", "lemon", "cherry", "peach", "pear", "mango", "melon",
+         "plum", "berry", "strawberry", "pineapple", "coconut", "lime", "kiwi", "apricot"],
+        ["car", "bus", "truck", "train", "plane", "boat", "ship", "bike", "taxi", "van", "tractor",
+         "jet", "helicopter", "motorcycle", "scooter", "tram", "subway", "yacht"]),
+}
+ICL_LABELS = (" foo", " bar")
+
+
+@dataclass(frozen=True)
+class ICLPrompts:
+    """Few-shot classification prompts with arbitrary labels: n_demos demonstrations (half of
+    each class, in a seeded order), then a query word of either class (balanced over the rows).
+    All rows have the same length; `label_pos` are the positions of the demonstrations' label
+    tokens, the same in every row."""
+
+    tokens: torch.Tensor        # [batch, pos]
+    demo_class: torch.Tensor    # [batch, n_demos] class (0/1) of each demonstration
+    query_class: torch.Tensor   # [batch] class of the query word
+    correct: torch.Tensor       # [batch] token of the label the demonstrations give the query's class
+    wrong: torch.Tensor         # [batch] token of the other label
+    label_pos: list[int]        # position of each demonstration's label token
+    word_pos: list[int]         # position of each demonstration's word
+    query_pos: int              # position of the query word
+    labels: tuple[int, int]     # label token of class 0 and class 1
+    queries: list[str]          # the query word of each row
+
+    @property
+    def same_class(self) -> torch.Tensor:
+        """[batch, n_demos] True where the demonstration is of the query's class."""
+        return self.demo_class == self.query_class[:, None]
+
+
+def icl_words(tokenizer, task: str, half: str, split_seed: int) -> tuple[list[str], list[str]]:
+    """The words of each class that are one token with a leading space, restricted to one half
+    ('select' or 'test') of a seeded split made per class by name."""
+    if task not in ICL_CLASSES:
+        raise ValueError(f"unknown classification task {task!r}; known: {sorted(ICL_CLASSES)}")
+    if half not in ("select", "test"):
+        raise ValueError(f"half must be 'select' or 'test', not {half!r}")
+    out = []
+    for words in ICL_CLASSES[task]:
+        names = sorted(w for w in dict.fromkeys(words) if single_token(tokenizer, " " + w) is not None)
+        random.Random(int(split_seed)).shuffle(names)
+        cut = len(names) // 2
+        out.append(names[:cut] if half == "select" else names[cut:])
+    return out[0], out[1]
+
+
+def icl_prompts(tokenizer, task: str, *, half: str, split_seed: int, n_prompts: int, n_demos: int,
+                seed: int, swap_labels: bool = False, template: str = "{x}:{y}\n") -> ICLPrompts:
+    """In-context classification prompts: [BOS] + n_demos lines 'x: label' + the query line up
+    to its label. Class 0 is labelled ICL_LABELS[0] (" foo") and class 1 ICL_LABELS[1] (" bar"),
+    or the other way round with swap_labels. Each prompt has n_demos // 2 demonstrations of each
+    class, shuffled with `seed`; the query word is never one of its demonstrations; rows
+    alternate the query's class. Words come from icl_words(task, half, split_seed)."""
+    if n_demos % 2:
+        raise ValueError("n_demos must be even (half of the demonstrations per class)")
+    pools = icl_words(tokenizer, task, half, split_seed)
+    per = n_demos // 2
+    if min(len(p) for p in pools) < per + 1:
+        raise ValueError(f"task {task!r} keeps {[len(p) for p in pools]} single-token words in the "
+                         f"{half} half; {per + 1} per class are needed")
+    names = [single_token(tokenizer, s) for s in ICL_LABELS]
+    if None in names:
+        raise ValueError(f"the labels {ICL_LABELS} are not single tokens in this tokenizer")
+    labels = (names[1], names[0]) if swap_labels else (names[0], names[1])
+    parts = _template_parts(template)
+    rng = random.Random(int(seed))
+    rows, demo_cls, query_cls, queries = [], [], [], []
+    for i in range(n_prompts):
+        qc = i % 2
+        query = rng.choice(pools[qc])
+        demos = [(w, 0) for w in rng.sample(pools[0], per + 1) if w != query][:per]
+        demos += [(w, 1) for w in rng.sample(pools[1], per + 1) if w != query][:per]
+        rng.shuffle(demos)
+        seq = bos_prefix(tokenizer)
+        for w, c in demos:
+            seq += _line(tokenizer, parts, w, ICL_LABELS[c ^ int(swap_labels)].strip())
+        seq += _line(tokenizer, parts, query, None)
+        rows.append(seq)
+        demo_cls.append([c for _, c in demos])
+        query_cls.append(qc)
+        queries.append(query)
+    if len({len(r) for r in rows}) != 1:
+        raise ValueError("classification prompts came out with different lengths")
+    pre, mid, post = parts
+    n_pre, n_mid, n_post = (len(encode(tokenizer, s)) if s else 0 for s in (pre, mid, post))
+    line = n_pre + 1 + n_mid + 1 + n_post
+    start = len(bos_prefix(tokenizer))
+    word_pos = [start + j * line + n_pre for j in range(n_demos)]
+    label_pos = [p + 1 + n_mid for p in word_pos]
+    query_pos = start + n_demos * line + n_pre
+    qc_t = torch.tensor(query_cls)
+    lab = torch.tensor(labels)
+    return ICLPrompts(torch.tensor(rows), torch.tensor(demo_cls), qc_t, lab[qc_t], lab[1 - qc_t],
+                      label_pos, word_pos, query_pos, labels, queries)
+
+
 # ----------------------------------------------------------------------------- true and false statements
 
 
