@@ -27,21 +27,25 @@ def _label_logits(bridge, final: torch.Tensor, label_ids: torch.Tensor) -> torch
     return unembed_rows(bridge, final)[:, label_ids]                        # [batch, n_options]
 
 
-def _measure(model, d: dict, rotate: int):
+def _measure(model, d: dict, rotate: int, min_accuracy: float = 0.0):
     """Clean pass (attention to each option label from the answer position, every head's output
     there, the final residual), the rotated pass's head outputs, and the logit difference between
-    the correct label and the label the rotation makes correct."""
+    the correct label and the label the rotation makes correct. Below `min_accuracy` only the
+    accuracy is returned: the claim is not applicable, and the rest would be wasted."""
     bridge = model.bridge
     q = _prompts(model, d)
-    r = _prompts(model, d, rotate)
     rows = torch.arange(q.tokens.shape[0])
     labels = lambda pat: pat[rows, :, -1][rows[:, None], :, q.letter_pos].transpose(1, 2)  # noqa: E731 [batch, head, option]
     clean = forward_reduce(bridge, q.tokens, {"labels": labels}, z_at=-1, final_at=-1)
-    corrupt = forward_reduce(bridge, r.tokens, z_at=-1, final_at=-1)
     lab = _label_logits(bridge, clean["final"], q.label_ids)
+    accuracy = float((lab.argmax(-1) == q.answer).float().mean())
+    if accuracy < min_accuracy:
+        return {"accuracy": accuracy}
+    r = _prompts(model, d, rotate)
+    corrupt = forward_reduce(bridge, r.tokens, z_at=-1, final_at=-1)
     correct, other = q.label_ids[q.answer], q.label_ids[r.answer]
     out = {"q": q, "r": r, "clean": clean, "corrupt": corrupt, "correct": correct, "other": other,
-           "accuracy": float((lab.argmax(-1) == q.answer).float().mean()),
+           "accuracy": accuracy,
            "ld": lab[rows, q.answer] - lab[rows, r.answer],
            "ld_corrupt": (lambda lc: lc[rows, q.answer] - lc[rows, r.answer])(
                _label_logits(bridge, corrupt["final"], q.label_ids))}
@@ -59,7 +63,7 @@ def test_correct_letter_heads(run):
     k, min_acc, rotate = int(p["k"]), float(p["min_accuracy"]), int(p["rotate"])
 
     # Selection: attention to the correct label x the head's direct push on it, on selection prompts.
-    s = _measure(model, run.selection_data, rotate)
+    s = _measure(model, run.selection_data, rotate, min_acc)
     if s["accuracy"] < min_acc:
         run.not_applicable(f"picks the correct letter (first of the four labels) in {s['accuracy']:.0%} of the "
                            f"selection prompts (chance 25%); the claim needs {min_acc:.0%}")
@@ -71,7 +75,7 @@ def test_correct_letter_heads(run):
     hv = torch.tensor(heads)
 
     for data in run.variants():
-        m = _measure(model, data, rotate)
+        m = _measure(model, data, rotate, min_acc)
         if m["accuracy"] < min_acc:
             run.not_applicable(f"picks the correct letter in {m['accuracy']:.0%} of the held-out prompts "
                                f"({data.get('name', data)}); the claim needs {min_acc:.0%}")
