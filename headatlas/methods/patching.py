@@ -116,12 +116,14 @@ class _StopAtUnembed(Exception):
     pass
 
 
-def z_gradients(bridge, tokens: torch.Tensor, last_metric) -> tuple[list[torch.Tensor], list[torch.Tensor], float]:
+def z_gradients(bridge, tokens: torch.Tensor, last_metric, last: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor], float]:
     """Every layer's hook_z [batch, pos, head, d_head] on `tokens`, and the gradient of
     last_metric(logits at the final position [batch, vocab]) -> scalar with respect to each.
     The forward pass stops before the unembedding and unembeds the final position only, which
-    matters for a 262k-token vocabulary. The gradients feed first-order patching estimates:
-    (z_source - z) . grad, for any source and any positions."""
+    matters for a 262k-token vocabulary. With `last` > 0 the metric gets the logits of the last
+    `last` positions instead ([batch, last, vocab]), e.g. a teacher-forced continuation. The
+    gradients feed first-order patching estimates: (z_source - z) . grad, for any source and
+    any positions."""
     n_layers = bridge.cfg.n_layers
     zs: list = [None] * n_layers
     store = {}
@@ -143,7 +145,8 @@ def z_gradients(bridge, tokens: torch.Tensor, last_metric) -> tuple[list[torch.T
             bridge.run_with_hooks(tokens, fwd_hooks=hooks + [("unembed.hook_in", grab)], return_type=None)
         except _StopAtUnembed:
             pass
-        value = last_metric(bridge.unembed(store["x"][:, -1:])[:, 0].float())
+        logits = bridge.unembed(store["x"][:, -max(last, 1):]).float()
+        value = last_metric(logits if last else logits[:, 0])
         grads = torch.autograd.grad(value, zs)
     return [z.detach() for z in zs], list(grads), float(value.detach())
 

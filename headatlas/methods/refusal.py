@@ -27,6 +27,7 @@ from typing import Sequence
 import torch
 
 from headatlas.methods.ablation import final_residual
+from headatlas.methods.patching import z_gradients
 
 REFUSAL_OPENINGS: tuple[str, ...] = (
     "I'm sorry", "I am sorry", "Sorry", "I apologize", "I apologise", "My apologies",
@@ -197,10 +198,6 @@ def head_masks(head_sets: Sequence[Sequence[tuple[int, int]]], n_layers: int, n_
     return out
 
 
-class _Stop(Exception):
-    pass
-
-
 def suffix_attribution(bridge, ids: Sequence[Sequence[int]], draft: Sequence[int], suffix_len: int,
                        means: torch.Tensor) -> torch.Tensor:
     """Attribution-patching estimate of the change in the mean log P(draft opening) when each head
@@ -213,33 +210,12 @@ def suffix_attribution(bridge, ids: Sequence[Sequence[int]], draft: Sequence[int
     for group in by_length(ids):
         length = len(ids[group[0]])
         seqs = torch.tensor([list(ids[i]) + draft[:-1] for i in group])
-        zs: list = [None] * n_layers
-        store = {}
-
-        def leaf(x, hook):
-            return x.detach().requires_grad_(True)
-
-        def keep(z, hook):
-            zs[int(hook.name.split(".")[1])] = z
-            return z
-
-        def grab(x, hook):
-            store["x"] = x
-            raise _Stop
-
-        hooks = [("hook_embed", leaf)] + [(f"blocks.{la}.attn.hook_z", keep) for la in range(n_layers)]
-        with torch.enable_grad():
-            try:
-                bridge.run_with_hooks(seqs, fwd_hooks=hooks + [("unembed.hook_in", grab)], return_type=None)
-            except _Stop:
-                pass
-            lg = bridge.unembed(store["x"][:, -d:]).float().log_softmax(-1)   # [b, d, vocab]
-            value = lg.gather(2, torch.tensor(draft)[None, :, None].expand(len(group), d, 1)).sum()
-            grads = torch.autograd.grad(value, zs)
+        target = torch.tensor(draft)[None, :, None].expand(len(group), d, 1)
+        zs, grads, _ = z_gradients(bridge, seqs, lambda lg: lg.log_softmax(-1).gather(2, target).sum(), last=d)
         lo, hi = length - suffix_len, length
         for la in range(n_layers):
-            z = zs[la].detach()[:, lo:hi].float()
+            z = zs[la][:, lo:hi].float()
             diff = means[la][None] - z                                          # [b, S, head, d_head]
             est[la] += (diff * grads[la][:, lo:hi].float()).sum((0, 1, 3))
-        del lg, store, zs, grads
+        del zs, grads
     return est / len(ids)
