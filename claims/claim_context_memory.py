@@ -65,21 +65,12 @@ def conflict_pass(bridge, prompts: ConflictPrompts) -> dict[str, torch.Tensor]:
     ctx_att / subj_att [batch, layer, head]: attention to the counterfactual attribute in the
     context and to the subject of the question; z [layer, batch, head, d_head]; read [batch, 3]
     (see `readout`)."""
-    n_layers = bridge.cfg.n_layers
-    post = la.has_post_attn_norm(bridge)
-    post_scale: list = [None] * n_layers
-
-    def keep_post(x, hook, layer):
-        post_scale[layer] = x[:, -1].detach().float().reshape(x.shape[0]).clone()
-        return x
-
-    hooks = [(f"blocks.{la_}.ln1_post.hook_scale", lambda x, hook, la_=la_: keep_post(x, hook, la_))
-             for la_ in range(n_layers)] if post else []
+    hooks, post_scale = la.post_scale_hooks(bridge)
     cpos, spos = prompts.context_answer_pos, prompts.subject_pos
     out = forward_reduce(bridge, prompts.tokens,
                          {"ctx_att": lambda p: p[:, :, -1, cpos], "subj_att": lambda p: p[:, :, -1, spos]},
                          fwd_hooks=hooks, z_at=-1, final_at=-1)
-    z, post_scale = list(out["z"]), post_scale if post else None
+    z = list(out["z"])
     direction = la.frozen_logit_direction(bridge, prompts.context_answer, prompts.memory_answer, out["scale"])
     dla = la.head_dla_from_z(bridge, z, direction, post_scale)
     # Each answer against the relation's average answer (the direction is linear in the wrong

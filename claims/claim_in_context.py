@@ -60,16 +60,7 @@ def clean_pass(bridge, data: ICLPrompts) -> dict[str, torch.Tensor]:
     logit(correct) - logit(wrong), every norm scale frozen; same / other [batch, layer, head]:
     attention summed over the labels of the demonstrations of the query's class / of the other
     class; z [layer, batch, head, d_head]; diff [batch]."""
-    n_layers = bridge.cfg.n_layers
-    post = la.has_post_attn_norm(bridge)
-    post_scale: list = [None] * n_layers
-
-    def keep_post(x, hook, layer):
-        post_scale[layer] = x[:, -1].detach().float().reshape(x.shape[0]).clone()
-        return x
-
-    hooks = [(f"blocks.{i}.ln1_post.hook_scale", lambda x, hook, i=i: keep_post(x, hook, i))
-             for i in range(n_layers)] if post else []
+    hooks, post_scale = la.post_scale_hooks(bridge)
     same = data.same_class.float()                                           # [batch, n_demos]
     lp = data.label_pos
 
@@ -79,7 +70,7 @@ def clean_pass(bridge, data: ICLPrompts) -> dict[str, torch.Tensor]:
                                                "other": lambda p: to_labels(p, 1 - same)},
                          fwd_hooks=hooks, z_at=-1, final_at=-1)
     direction = la.frozen_logit_direction(bridge, data.correct, data.wrong, out["scale"])
-    dla = la.head_dla_from_z(bridge, list(out["z"]), direction, post_scale if post else None)
+    dla = la.head_dla_from_z(bridge, list(out["z"]), direction, post_scale)
     return {"dla": dla, "same": out["same"].permute(1, 0, 2), "other": out["other"].permute(1, 0, 2),
             "z": out["z"], "diff": label_diff(bridge, out["final"], data.correct, data.wrong)}
 

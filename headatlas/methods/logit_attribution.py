@@ -119,6 +119,21 @@ def has_post_attn_norm(bridge) -> bool:
     return "blocks.0.ln1_post.hook_scale" in bridge.hook_dict
 
 
+def post_scale_hooks(bridge, position: int = -1) -> tuple[list, list | None]:
+    """Hooks that keep, per layer, the post-attention norm's scale at one position ([batch]), for
+    head_dla_from_z's post_scale; ([], None) for a model without that norm."""
+    if not has_post_attn_norm(bridge):
+        return [], None
+    scales: list = [None] * bridge.cfg.n_layers
+
+    def keep(x, hook, layer):
+        scales[layer] = x[:, position].detach().float().reshape(x.shape[0]).clone()
+        return x
+
+    return [(f"blocks.{i}.ln1_post.hook_scale", lambda x, hook, i=i: keep(x, hook, i))
+            for i in range(bridge.cfg.n_layers)], scales
+
+
 def frozen_logit_direction(bridge, correct: torch.Tensor, wrong: torch.Tensor, final_scale: torch.Tensor) -> torch.Tensor:
     """[batch, d_model] d such that a residual-stream component c at the read position adds c . d
     to logit[correct] - logit[wrong] with the final norm's scale frozen at `final_scale` ([batch]
