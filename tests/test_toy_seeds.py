@@ -97,3 +97,42 @@ def test_a_memory_shared_by_a_layers_heads_is_read_from_the_layer_not_from_one_h
     assert (layer_memory_readout(model)[1] == succ).float().mean() < 0.5
     per_head = memory_recall(model, succ)[0].mean(-1)
     assert per_head.max() < 1.0
+
+
+def test_the_seed_study_scores_memory_per_layer_as_the_claim_reads_it(tmp_path, monkeypatch):
+    """The memory role is a layer's summed OV map (as in associative-memory-toy-bigram), one score
+    per layer over the non-trigger tokens and written "L.*"; the curve is re-read from the
+    checkpoints, so it carries the same score the table does."""
+    monkeypatch.setenv("HEADATLAS_CACHE", str(tmp_path))
+    spec = toymodels.ToySpec.from_source(TOYS["toy-bigram"].source).with_(steps=20, eval_every=10)
+    run = toymodels.load(spec)
+    data = toymodels.batch(spec, 8, 0)
+    scores = toymodels.role_scores(spec, run.model, data)
+    assert scores["memory"].shape == (spec.architecture["n_layers"], 1)
+    assert scores["induction"].shape == (spec.architecture["n_layers"], spec.architecture["n_heads"])
+    succ, triggers = data["successor"], set(spec.task_params["triggers"])
+    tokens = torch.tensor([t for t in range(len(succ)) if t not in triggers])
+    want = (toymodels.layer_memory_readout(run.model, tokens) == succ[tokens]).float().mean(-1)
+    assert torch.allclose(scores["memory"][:, 0], want)
+    roles = toymodels.roles_of(run)
+    assert roles["memory"]["head"] == f"{roles['memory']['layer']}.*"
+    curve = toymodels.role_curve(run)
+    assert [p["step"] for p in curve] == [0, 10, 20]
+    assert curve[-1]["memory"] == pytest.approx(roles["memory"]["score"], abs=1e-4)
+
+
+def test_seed_page_has_a_table_and_a_curve_per_task_and_names_layer_roles():
+    from headatlas.site import seeds as seed_page
+
+    studies = seed_page.load_studies(ROOT / "results")
+    text, files = seed_page.page(studies)
+    assert set(studies) == {"induction", "parity", "bigram", "backcopy"}
+    for task, study in studies.items():
+        assert f"## {task} ({study['model']})" in text
+        assert f"seeds/{task}.png" in dict(files) and dict(files)[f"seeds/{task}.png"][:4] == b"\x89PNG"
+        for s in study["seeds"]:
+            assert f"| {s['seed']} | " in text
+    start = text.index("## bigram")
+    bigram = text[start:text.find("\n## ", start + 1)]
+    assert "**memory**: layer 0 in 100% of 5 seeds; read from the whole layer" in bigram
+    assert "0.* (" in bigram

@@ -46,6 +46,10 @@ FORM_THRESHOLD = 0.5   # a role has formed when its head's score first exceeds t
 # ... except the previous-token head of `induction`, whose score (attention to q - 1 averaged over
 # every position, filler included) levels off near 0.5 in every seed; 0.3 marks its rise.
 FORM_THRESHOLDS = {"previous_token": 0.3}
+# Roles read from a whole layer, not one head: the associative memory is the layer's summed OV map
+# (Bietti et al.'s layers have one head each; with several heads the memory is shared among them).
+# Their score table has one column per layer and their "head" is written "L.*".
+LAYER_ROLES = ("memory",)
 TASKS = ("induction", "parity", "bigram", "backcopy")
 
 
@@ -304,7 +308,8 @@ def layer_memory_readout(model: ToyTransformer, tokens: torch.Tensor | None = No
 
 @torch.no_grad()
 def per_sequence_scores(spec: ToySpec, model: ToyTransformer, data: dict, cache: dict | None = None) -> dict:
-    """Each role's score per sequence and head ([b, L, H]); memory recall is per token ([L, H, V])."""
+    """Each role's score per sequence and head ([b, L, H]); memory recall is per layer and token
+    ([L, 1, n_tokens], trigger tokens left out), as the associative-memory claim reads it."""
     if cache is None:
         _, cache = model(data["tokens"])
     pats = cache["pattern"]
@@ -321,7 +326,10 @@ def per_sequence_scores(spec: ToySpec, model: ToyTransformer, data: dict, cache:
     if spec.task == "parity":
         out["iteration"] = torch.stack([_attn_to(p, data["iteration_target"], data["loss_mask"]) for p in pats], 1)
     if spec.task == "bigram":
-        out["memory"] = memory_recall(model, data["successor"])
+        succ = data["successor"]
+        keep = torch.tensor([t not in set(spec.task_params["triggers"]) for t in range(len(succ))])
+        tokens = torch.arange(len(succ))[keep]          # a trigger's successor changes per sequence
+        out["memory"] = (layer_memory_readout(model, tokens) == succ[tokens]).float()[:, None, :]
     if spec.task == "backcopy":
         prev_key = (torch.arange(s) - 1).clamp(min=0).expand(b, s)
         active = torch.stack([_attn_to(p, prev_key, data["trigger"]) for p in pats], 1)
@@ -334,7 +342,8 @@ def per_sequence_scores(spec: ToySpec, model: ToyTransformer, data: dict, cache:
 
 
 def role_scores(spec: ToySpec, model: ToyTransformer, data: dict, cache: dict | None = None) -> dict[str, torch.Tensor]:
-    """Each role's score per head [L, H] (means over sequences, or over tokens for memory)."""
+    """Each role's score per head [L, H] (means over sequences), or per layer [L, 1] for the
+    LAYER_ROLES (means over tokens)."""
     per = per_sequence_scores(spec, model, data, cache)
     out = {}
     for role in ROLES[spec.task]:
@@ -382,6 +391,10 @@ class Trained:
         return m.eval()
 
 
+def head_label(role: str, layer: int, head: int) -> str:
+    return f"{layer}.*" if role in LAYER_ROLES else f"{layer}.{head}"
+
+
 def _eval_point(spec, model, data, step, t0) -> dict:
     res = losses(model, data)
     point = {"step": step, "loss": float(res["loss"].mean()), "accuracy": float(res["accuracy"].mean()),
@@ -391,7 +404,7 @@ def _eval_point(spec, model, data, step, t0) -> dict:
     for role, sc in role_scores(spec, model, data, res["cache"]).items():
         flat = int(sc.flatten().argmax())
         point[role] = float(sc.flatten()[flat])
-        point[f"{role}_head"] = f"{flat // sc.shape[1]}.{flat % sc.shape[1]}"
+        point[f"{role}_head"] = head_label(role, flat // sc.shape[1], flat % sc.shape[1])
     return point
 
 
@@ -514,8 +527,28 @@ def roles_of(run: Trained) -> dict[str, dict[str, Any]]:
             if float(role_scores(spec, m, data)[role][layer, head]) > FORM_THRESHOLDS.get(role, FORM_THRESHOLD):
                 formed = step
                 break
-        out[role] = {"head": f"{layer}.{head}", "layer": layer, "score": round(float(sc[layer, head]), 4),
+        out[role] = {"head": head_label(role, layer, head), "layer": layer, "score": round(float(sc[layer, head]), 4),
                      "formed_step": formed}
+    return out
+
+
+def role_curve(run: Trained) -> list[dict]:
+    """The training curve with each role's best score and head read again from the checkpoints,
+    on the evaluation batch roles_of uses: a change in how a role is scored then reaches the curve
+    without retraining. Loss and accuracy stay as recorded during training."""
+    spec, ck = run.spec, run.checkpoints()
+    data = batch(spec, 256, 10_000 + spec.seed)
+    out = []
+    for point in run.curve:
+        point = {k: v for k, v in point.items() if k != "seconds"}
+        if point["step"] in ck:
+            m = build(spec)
+            m.load_state_dict(ck[point["step"]])
+            for role, sc in role_scores(spec, m.eval(), data).items():
+                flat = int(sc.flatten().argmax())
+                point[role] = round(float(sc.flatten()[flat]), 4)
+                point[f"{role}_head"] = head_label(role, flat // sc.shape[1], flat % sc.shape[1])
+        out.append(point)
     return out
 
 
@@ -548,7 +581,7 @@ def seed_study(name: str, seeds: Sequence[int], progress: bool = True) -> dict[s
         spec = base.with_(seed=int(seed))
         run = load(spec, progress=progress, label=f"{name} seed {seed}")
         roles = roles_of(run)
-        curve = [{k: v for k, v in p.items() if k != "seconds"} for p in run.curve]
+        curve = role_curve(run)
         per_seed.append({"seed": int(seed), "sha256": spec.sha256, "train_seconds": round(run.seconds, 1),
                          "roles": roles, "curve": curve})
     study = {k: v for k, v in base.as_dict().items() if k != "seed"}

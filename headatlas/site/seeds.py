@@ -68,8 +68,10 @@ def page(studies: dict[str, dict]) -> tuple[str, list[tuple[str, bytes]]]:
         for role in roles:
             a = st["agreement"][role]
             fs = a["formed_step"]
+            same_head = ("read from the whole layer (its heads' OV maps summed)" if str(a["modal_head"]).endswith(".*")
+                         else f"the same head index ({a['modal_head']}) in {a['head_agreement']:.0%}")
             lines.append(f"- **{role.replace('_', ' ')}**: layer {a['modal_layer']} in {a['layer_agreement']:.0%} of "
-                         f"{a['seeds']} seeds; the same head index ({a['modal_head']}) in {a['head_agreement']:.0%}; "
+                         f"{a['seeds']} seeds; {same_head}; "
                          f"formed in {a['formed']} of {a['seeds']}"
                          + (f", at step {fs['min']} to {fs['max']} (median {fs['median']})." if fs else "."))
         lines += ["", "| seed | " + " | ".join(f"{r.replace('_', ' ')} head (score, formed at)" for r in roles)
