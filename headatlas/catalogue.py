@@ -162,6 +162,11 @@ class ModelInfo(_Strict):
         description="for a model too slow for every portable claim in the test suite: the portable "
                     "claims the tests run on it (claims written for it alone always run); the main "
                     "command (`headatlas verify`) runs them all")
+    test_skip: list[str] = Field(
+        default=[],
+        description="the opposite of test_sample, for a model the tests run almost whole: portable "
+                    "claims the test suite leaves to the main command on it (the slowest ones, which "
+                    "the tests still run on other models, so their code stays guarded)")
     # One family at several sizes (the same training recipe scaled): the site sets the sizes side by
     # side, head type by head type. `size` is the family's own label for the model, e.g. 0.5B or 135M.
     family: str | None = Field(default=None, min_length=1)
@@ -668,10 +673,14 @@ class Catalogue:
                 self.problems.append(Problem("catalogue/circuits.yaml", f"{c.id}.found_by.claim",
                                              f"unknown claim id {c.found_by.claim!r}; expected a claim declared in heads/"))
         for name, info in models.items():
-            for j, cid in enumerate(info.test_sample or []):
-                if cid not in claim_ids:
-                    self.problems.append(Problem("catalogue/models.yaml", f"{name}.test_sample[{j}]",
-                                                 f"unknown claim id {cid!r}; expected a claim declared in heads/"))
+            for field in ("test_sample", "test_skip"):
+                for j, cid in enumerate(getattr(info, field) or []):
+                    if cid not in claim_ids:
+                        self.problems.append(Problem("catalogue/models.yaml", f"{name}.{field}[{j}]",
+                                                     f"unknown claim id {cid!r}; expected a claim declared in heads/"))
+            if info.test_sample is not None and info.test_skip:
+                self.problems.append(Problem("catalogue/models.yaml", f"{name}.test_skip",
+                                             "give test_sample (what the tests run) or test_skip (what they leave out), not both"))
         for key in sorted(set(bib) - used_keys):
             self.warnings.append(Problem("catalogue/bibliography.yaml", key, "unused citation key"))
         defaults = [n for n, m in models.items() if m.default]

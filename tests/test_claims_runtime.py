@@ -441,6 +441,33 @@ def test_a_sampled_model_runs_only_its_sample_unless_the_full_matrix_is_asked(sc
     scratch.run("holds,absent,absent").assert_outcomes(passed=3)  # in the sample: it runs
 
 
+def test_a_skipped_claim_is_left_to_the_main_command_on_that_model_only(scratch, pytester):
+    models = pytester.path / "catalogue" / "models.yaml"
+    text = models.read_text()
+    models.write_text(text.replace("\ngemma-3-270m:\n", "\ngemma-3-270m:\n  test_skip: [previous-token-scoring]\n", 1))
+    out = scratch.run("holds,absent,absent", "--accept")
+    out.assert_outcomes(passed=2, deselected=1)  # gemma's run is left out, the other models' stay
+    scratch.run("holds,absent,absent", "--accept", "--full-matrix").assert_outcomes(passed=3)
+    models.write_text(text.replace("\ngemma-3-270m:\n", "\ngemma-3-270m:\n  test_skip: [induction-scoring]\n", 1))
+    scratch.run("holds,absent,absent").assert_outcomes(passed=3)  # another claim skipped: this one runs
+
+
+def test_test_sample_and_test_skip_are_checked(tmp_path):
+    for name in ("heads", "catalogue", "claims"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    models = tmp_path / "catalogue" / "models.yaml"
+    text = models.read_text()
+    models.write_text(text.replace("\ngemma-3-270m:\n", "\ngemma-3-270m:\n  test_skip: [no-such-claim]\n", 1))
+    with pytest.raises(CatalogueError) as err:
+        load_catalogue(tmp_path)
+    assert any(p.field == "gemma-3-270m.test_skip[0]" and "no-such-claim" in p.message for p in err.value.problems)
+    models.write_text(text.replace("\ngemma-3-270m:\n",
+                                   "\ngemma-3-270m:\n  test_sample: [induction-scoring]\n  test_skip: [induction-scoring]\n", 1))
+    with pytest.raises(CatalogueError) as err:
+        load_catalogue(tmp_path)
+    assert any(p.field == "gemma-3-270m.test_skip" and "not both" in p.message for p in err.value.problems)
+
+
 def test_a_test_sample_naming_an_unknown_claim_is_refused(tmp_path):
     for name in ("heads", "catalogue", "claims"):
         shutil.copytree(ROOT / name, tmp_path / name)

@@ -96,12 +96,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def sampled_out(cat, claim_id: str, model: str) -> bool:
-    """Whether the test suite leaves this (claim, model) pair to the main command: the model has a
-    `test_sample` and the claim is a portable one outside it (claims written for that model alone
-    always run)."""
+    """Whether the test suite leaves this (claim, model) pair to the main command: the claim is a
+    portable one outside the model's `test_sample`, or in its `test_skip` (claims written for that
+    model alone always run)."""
     info = cat.models.get(model)
     _, spec = cat.claims[claim_id]
-    return bool(info and info.test_sample is not None and spec.portable and claim_id not in info.test_sample)
+    if not (info and spec.portable):
+        return False
+    return (info.test_sample is not None and claim_id not in info.test_sample) or claim_id in info.test_skip
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -38,7 +38,8 @@ class _Progress:
 def run_claims(cat, *, model: str | None = None, claim: str | None = None,
                quiet: bool = False, accept: bool = False) -> tuple[list[dict[str, Any]], int]:
     """Run claims (all, one id, or all portable ones on one model); return records and pytest's exit code."""
-    # The main command runs the whole matrix; the test suite may sample a slow model (test_sample).
+    # The main command runs the whole matrix; the test suite may sample a slow model (test_sample,
+    # test_skip).
     args = [str(cat.root / "claims"), "-p", "no:cacheprovider", "-q", "--no-header",
             "--rootdir", str(cat.root), "--full-matrix"]
     if model:
