@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -427,9 +428,16 @@ def test_weights_gone_where_a_verdict_was_committed_fails(scratch):
     out.assert_outcomes(passed=2, errors=1)
 
 
+def _gemma_unsampled(models) -> str:
+    """catalogue/models.yaml without Gemma's own test_skip, so a test can set the field it tests."""
+    text = re.sub(r"\n  test_skip: \[[^\]]*\]", "", models.read_text())
+    assert "test_skip" not in text.split("\ngemma-3-270m:\n", 1)[1].split("\n\n", 1)[0]
+    return text
+
+
 def test_a_sampled_model_runs_only_its_sample_unless_the_full_matrix_is_asked(scratch, pytester):
     models = pytester.path / "catalogue" / "models.yaml"
-    text = models.read_text()
+    text = _gemma_unsampled(models)
     assert "\ngemma-3-270m:\n" in text
     models.write_text(text.replace("\ngemma-3-270m:\n", "\ngemma-3-270m:\n  test_sample: []\n", 1))
     out = scratch.run("holds,absent,absent", "--accept")
@@ -443,7 +451,7 @@ def test_a_sampled_model_runs_only_its_sample_unless_the_full_matrix_is_asked(sc
 
 def test_a_skipped_claim_is_left_to_the_main_command_on_that_model_only(scratch, pytester):
     models = pytester.path / "catalogue" / "models.yaml"
-    text = models.read_text()
+    text = _gemma_unsampled(models)
     models.write_text(text.replace("\ngemma-3-270m:\n", "\ngemma-3-270m:\n  test_skip: [previous-token-scoring]\n", 1))
     out = scratch.run("holds,absent,absent", "--accept")
     out.assert_outcomes(passed=2, deselected=1)  # gemma's run is left out, the other models' stay
@@ -456,7 +464,7 @@ def test_test_sample_and_test_skip_are_checked(tmp_path):
     for name in ("heads", "catalogue", "claims"):
         shutil.copytree(ROOT / name, tmp_path / name)
     models = tmp_path / "catalogue" / "models.yaml"
-    text = models.read_text()
+    text = _gemma_unsampled(models)
     models.write_text(text.replace("\ngemma-3-270m:\n", "\ngemma-3-270m:\n  test_skip: [no-such-claim]\n", 1))
     with pytest.raises(CatalogueError) as err:
         load_catalogue(tmp_path)
