@@ -12,6 +12,7 @@ of every prompt, about 10 minutes per variant here."""
 
 import torch
 from _attn import fmt, forward_reduce, head_dla, median_depth, patch_z_hooks, unembed_rows
+from _mcqa import clean_pass, share_on_correct
 
 from headatlas.claims import claim
 from headatlas.methods import scoring, stats
@@ -33,12 +34,9 @@ def _measure(model, d: dict, rotate: int, min_accuracy: float = 0.0):
     the correct label and the label the rotation makes correct. Below `min_accuracy` only the
     accuracy is returned: the claim is not applicable, and the rest would be wasted."""
     bridge = model.bridge
-    q = _prompts(model, d)
+    clean = clean_pass(model, d)                       # shared with the amplification and gatherer claims
+    q, lab, accuracy = clean["q"], clean["label_logits"], clean["accuracy"]
     rows = torch.arange(q.tokens.shape[0])
-    labels = lambda pat: pat[rows, :, -1][rows[:, None], :, q.letter_pos].transpose(1, 2)  # noqa: E731 [batch, head, option]
-    clean = forward_reduce(bridge, q.tokens, {"labels": labels}, z_at=-1, final_at=-1)
-    lab = _label_logits(bridge, clean["final"], q.label_ids)
-    accuracy = float((lab.argmax(-1) == q.answer).float().mean())
     if accuracy < min_accuracy:
         return {"accuracy": accuracy}
     r = _prompts(model, d, rotate)
@@ -49,10 +47,7 @@ def _measure(model, d: dict, rotate: int, min_accuracy: float = 0.0):
            "ld": lab[rows, q.answer] - lab[rows, r.answer],
            "ld_corrupt": (lambda lc: lc[rows, q.answer] - lc[rows, r.answer])(
                _label_logits(bridge, corrupt["final"], q.label_ids))}
-    att = clean["labels"]                                                  # [layer, batch, head, option]
-    pick = q.answer[None, :, None, None].expand(*att.shape[:3], 1)
-    out["to_correct"] = att.gather(-1, pick)[..., 0]                       # [layer, batch, head]
-    out["selectivity"] = out["to_correct"] / att.sum(-1).clamp(min=1e-6)   # share of label attention on the right one
+    out["to_correct"], out["selectivity"] = share_on_correct(clean["labels"], q.answer)   # [layer, batch, head]
     out["dla"] = head_dla(bridge, clean["z"], clean["scale"], correct, other, per_prompt=True)  # [layer, batch, head]
     return out
 

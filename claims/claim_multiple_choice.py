@@ -12,49 +12,18 @@ option cycles through the letters, answered at the last position.
   correct word, and by the margin lost when they are mean-ablated.
 
 Heads are chosen on selection prompts (another seed), frozen, and judged on three held-out
-templates. Attribution and attention come from one clean pass per (model, data), shared by both
-claims; their nulls are the same statistics of 999 head sets matched by layer. The ablation
-checks have no null of their own: a matched set costs a forward pass of every prompt, about as
-long as the whole claim on the 1.5B model."""
+templates. Attribution and attention come from one clean pass per (model, data), shared with
+the correct-letter claim (claims/_mcqa.py); their nulls are the same statistics of 999 head sets
+matched by layer. The ablation checks have no null of their own: a matched set costs a forward
+pass of every prompt, about as long as the whole claim on the 1.5B model."""
 
 import torch
-from _attn import fmt, forward_reduce, head_dla, median_depth, memo, patch_z_hooks, unembed_rows
+from _attn import fmt, forward_reduce, head_dla, median_depth, patch_z_hooks, unembed_rows
+from _mcqa import clean_pass, share_on_correct
+from _mcqa import margin as letter_margin
 
 from headatlas.claims import claim
 from headatlas.methods import scoring, stats
-from headatlas.prompts import patterns
-
-
-def _clean(run, d: dict) -> dict:
-    """The prompts and one clean pass: attention from the answer position to each option's label
-    and word ([layer, batch, head, option]), every head's output there, the final residual, the
-    label logits and the correct letter's margin over the mean of the other three."""
-    model = run.model
-
-    def compute():
-        q = patterns.mcqa_prompts(model.tokenizer, n_prompts=int(d["n_prompts"]), n_shots=int(d["n_shots"]),
-                                  template=str(d["template"]), seed=int(d["seed"]))
-        rows = torch.arange(q.tokens.shape[0])
-
-        def at(positions):
-            return lambda pat: pat[rows, :, -1][rows[:, None], :, positions].transpose(1, 2)   # [batch, head, option]
-
-        out = forward_reduce(model.bridge, q.tokens, {"labels": at(q.letter_pos), "words": at(q.word_pos)},
-                             z_at=-1, final_at=-1)
-        out["q"] = q
-        out["label_logits"] = unembed_rows(model.bridge, out["final"])[:, q.label_ids]     # [batch, option]
-        out["accuracy"] = float((out["label_logits"].argmax(-1) == q.answer).float().mean())
-        out["margin"] = _margin(out["label_logits"], q.answer)
-        return out
-
-    return memo([run.model_name, "mcqa-clean-pass", {k: v for k, v in d.items() if k != "name"}], compute)
-
-
-def _margin(label_logits: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
-    """logit(correct letter) - mean logit(other three letters), per prompt."""
-    rows = torch.arange(label_logits.shape[0])
-    right = label_logits[rows, answer]
-    return right - (label_logits.sum(-1) - right) / (label_logits.shape[-1] - 1)
 
 
 def _dla_margin(run, c: dict) -> torch.Tensor:
@@ -65,14 +34,6 @@ def _dla_margin(run, c: dict) -> torch.Tensor:
     parts = [head_dla(run.model.bridge, c["z"], c["scale"], right, q.label_ids[(q.answer + k) % n], per_prompt=True)
              for k in range(1, n)]
     return torch.stack(parts).mean(0)
-
-
-def _share_on_correct(att: torch.Tensor, answer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention on the correct option [layer, batch, head] and its share of the attention paid to
-    the four options."""
-    pick = answer[None, :, None, None].expand(*att.shape[:3], 1)
-    on = att.gather(-1, pick)[..., 0]
-    return on, on / att.sum(-1).clamp(min=1e-6)
 
 
 def _gate(run, c: dict, where: str) -> None:
@@ -88,7 +49,7 @@ def _ablated_margin(run, c: dict, heads) -> torch.Tensor:
     question goes)."""
     mean_z = c["z"].mean(1, keepdim=True).expand_as(c["z"])
     out = forward_reduce(run.model.bridge, c["q"].tokens, fwd_hooks=patch_z_hooks(heads, mean_z, -1), final_at=-1)
-    return _margin(unembed_rows(run.model.bridge, out["final"])[:, c["q"].label_ids], c["q"].answer)
+    return letter_margin(unembed_rows(run.model.bridge, out["final"])[:, c["q"].label_ids], c["q"].answer)
 
 
 def _matched_sets(run, heads):
@@ -99,7 +60,7 @@ def _matched_sets(run, heads):
 @claim("amplification-heads-dla")
 def test_amplification_heads(run):
     k = int(run.params["k"])
-    s = _clean(run, run.selection_data)
+    s = clean_pass(run.model, run.selection_data)
     _gate(run, s, "selection prompts")
     score = _dla_margin(run, s).mean(1)                                            # [layer, head]
     heads = scoring.top_heads(score, k)
@@ -107,12 +68,12 @@ def test_amplification_heads(run):
     sets, hv = _matched_sets(run, heads), torch.tensor(heads)
 
     for data in run.variants():
-        c = _clean(run, data)
+        c = clean_pass(run.model, data)
         _gate(run, c, f"held-out prompts ({data.get('name', data)})")
         dla, margin = _dla_margin(run, c), c["margin"]
         chosen = dla[hv[:, 0], :, hv[:, 1]].sum(0)                                 # [batch]
         ablated = _ablated_margin(run, c, heads)
-        on_label, label_share = _share_on_correct(c["labels"], c["q"].answer)
+        on_label, label_share = share_on_correct(c["labels"], c["q"].answer)
         run.measure(accuracy=c["accuracy"], clean_margin=margin, ablated_margin=ablated,
                     dla_share=stats.bootstrap_ratio(chosen, margin),
                     ablated_margin_drop=stats.bootstrap_ratio(margin - ablated, margin),
@@ -132,9 +93,9 @@ def test_amplification_heads(run):
 @claim("content-gatherer-attention")
 def test_content_gatherer_heads(run):
     k = int(run.params["k"])
-    s = _clean(run, run.selection_data)
+    s = clean_pass(run.model, run.selection_data)
     _gate(run, s, "selection prompts")
-    on, _ = _share_on_correct(s["words"], s["q"].answer)
+    on, _ = share_on_correct(s["words"], s["q"].answer)
     others = (s["words"].sum(-1) - on) / (s["words"].shape[-1] - 1)
     score = (on - others).mean(1)                                                  # [layer, head]
     heads = scoring.top_heads(score, k)
@@ -142,9 +103,9 @@ def test_content_gatherer_heads(run):
     sets, hv = _matched_sets(run, heads), torch.tensor(heads)
 
     for data in run.variants():
-        c = _clean(run, data)
+        c = clean_pass(run.model, data)
         _gate(run, c, f"held-out prompts ({data.get('name', data)})")
-        on_word, share = _share_on_correct(c["words"], c["q"].answer)
+        on_word, share = share_on_correct(c["words"], c["q"].answer)
         ablated = _ablated_margin(run, c, heads)
         margin = c["margin"]
         run.measure(accuracy=c["accuracy"], clean_margin=margin, ablated_margin=ablated,

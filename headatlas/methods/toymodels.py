@@ -327,8 +327,8 @@ def per_sequence_scores(spec: ToySpec, model: ToyTransformer, data: dict, cache:
         out["iteration"] = torch.stack([_attn_to(p, data["iteration_target"], data["loss_mask"]) for p in pats], 1)
     if spec.task == "bigram":
         succ = data["successor"]
-        keep = torch.tensor([t not in set(spec.task_params["triggers"]) for t in range(len(succ))])
-        tokens = torch.arange(len(succ))[keep]          # a trigger's successor changes per sequence
+        triggers = set(spec.task_params["triggers"])   # a trigger's successor changes per sequence
+        tokens = torch.tensor([t for t in range(len(succ)) if t not in triggers])
         out["memory"] = (layer_memory_readout(model, tokens) == succ[tokens]).float()[:, None, :]
     if spec.task == "backcopy":
         prev_key = (torch.arange(s) - 1).clamp(min=0).expand(b, s)
@@ -395,16 +395,23 @@ def head_label(role: str, layer: int, head: int) -> str:
     return f"{layer}.*" if role in LAYER_ROLES else f"{layer}.{head}"
 
 
+def _best_roles(spec, model, data, cache=None) -> dict[str, Any]:
+    """Each role's best score and the head (or layer) holding it: the columns of a curve point."""
+    out: dict[str, Any] = {}
+    for role, sc in role_scores(spec, model, data, cache).items():
+        flat = int(sc.flatten().argmax())
+        out[role] = float(sc.flatten()[flat])
+        out[f"{role}_head"] = head_label(role, flat // sc.shape[1], flat % sc.shape[1])
+    return out
+
+
 def _eval_point(spec, model, data, step, t0) -> dict:
     res = losses(model, data)
     point = {"step": step, "loss": float(res["loss"].mean()), "accuracy": float(res["accuracy"].mean()),
              "seconds": round(time.perf_counter() - t0, 2)}
     if "repeat_loss" in res:
         point["repeat_loss"] = float(res["repeat_loss"].mean())
-    for role, sc in role_scores(spec, model, data, res["cache"]).items():
-        flat = int(sc.flatten().argmax())
-        point[role] = float(sc.flatten()[flat])
-        point[f"{role}_head"] = head_label(role, flat // sc.shape[1], flat % sc.shape[1])
+    point.update(_best_roles(spec, model, data, res["cache"]))
     return point
 
 
@@ -544,10 +551,8 @@ def role_curve(run: Trained) -> list[dict]:
         if point["step"] in ck:
             m = build(spec)
             m.load_state_dict(ck[point["step"]])
-            for role, sc in role_scores(spec, m.eval(), data).items():
-                flat = int(sc.flatten().argmax())
-                point[role] = round(float(sc.flatten()[flat]), 4)
-                point[f"{role}_head"] = head_label(role, flat // sc.shape[1], flat % sc.shape[1])
+            point.update({k: round(v, 4) if isinstance(v, float) else v
+                          for k, v in _best_roles(spec, m.eval(), data).items()})
         out.append(point)
     return out
 

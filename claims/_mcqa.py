@@ -1,0 +1,48 @@
+"""The multiple-choice data's clean pass, shared by the correct-letter, amplification and
+content-gatherer claims: one forward pass per (model, data) in a session, whichever claim asks
+first (headatlas.prompts.patterns.mcqa_prompts)."""
+
+import torch
+from _attn import forward_reduce, memo, unembed_rows
+
+from headatlas.prompts import patterns
+
+
+def margin(label_logits: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+    """logit(correct letter) - mean logit(other letters), per prompt."""
+    rows = torch.arange(label_logits.shape[0])
+    right = label_logits[rows, answer]
+    return right - (label_logits.sum(-1) - right) / (label_logits.shape[-1] - 1)
+
+
+def share_on_correct(att: torch.Tensor, answer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention on the correct option [layer, batch, head] and its share of the attention paid to
+    the four options."""
+    pick = answer[None, :, None, None].expand(*att.shape[:3], 1)
+    on = att.gather(-1, pick)[..., 0]
+    return on, on / att.sum(-1).clamp(min=1e-6)
+
+
+def clean_pass(model, d: dict) -> dict:
+    """The prompts (`q`) and one clean pass read at the answer position: attention to each
+    option's label and word ([layer, batch, head, option]), every head's output (`z`), the final
+    residual and norm scale, the label logits, the accuracy and the correct letter's margin."""
+
+    def compute():
+        q = patterns.mcqa_prompts(model.tokenizer, n_prompts=int(d["n_prompts"]), n_shots=int(d["n_shots"]),
+                                  template=str(d["template"]), seed=int(d["seed"]))
+        rows = torch.arange(q.tokens.shape[0])
+
+        def at(positions):
+            return lambda pat: pat[rows, :, -1][rows[:, None], :, positions].transpose(1, 2)   # [batch, head, option]
+
+        out = forward_reduce(model.bridge, q.tokens, {"labels": at(q.letter_pos), "words": at(q.word_pos)},
+                             z_at=-1, final_at=-1)
+        out["q"] = q
+        out["label_logits"] = unembed_rows(model.bridge, out["final"])[:, q.label_ids]     # [batch, option]
+        out["accuracy"] = float((out["label_logits"].argmax(-1) == q.answer).float().mean())
+        out["margin"] = margin(out["label_logits"], q.answer)
+        return out
+
+    keys = ("n_prompts", "n_shots", "template", "seed")
+    return memo([model.name, "mcqa-clean-pass", {k: d[k] for k in keys}], compute)
