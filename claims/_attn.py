@@ -133,13 +133,19 @@ def head_dla(bridge, z: torch.Tensor, scale: torch.Tensor, correct: torch.Tensor
     read position (z [layer, batch, head, d_head]) with the final norm's scale frozen (as in
     headatlas.methods.logit_attribution): [layer, head], mean over prompts (or, with per_prompt,
     [layer, batch, head])."""
-    w_o = weights.head_weights(bridge)["W_O"]                               # [layer, head, d_head, d_model]
     w_u = bridge.W_U.detach()
     direction = (w_u[:, correct] - w_u[:, wrong]).T                          # [batch, d_model]
-    out = torch.einsum("lbhd,lhdm->lbhm", z, w_o)
-    out = weights.final_ln_linear(bridge, out, scale[None, :, None, :] if scale.ndim == 2 else scale)
-    dla = (out * direction[None, :, None]).sum(-1)
+    dla = (head_direct_out(bridge, z, scale) * direction[None, :, None]).sum(-1)
     return dla if per_prompt else dla.mean(1)
+
+
+def head_direct_out(bridge, z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Every head's output at the read position as the unembedding sees it: hook_z [layer, batch,
+    head, d_head] through W_O and the final norm with its scale [batch, 1] frozen:
+    [layer, batch, head, d_model]."""
+    w_o = weights.head_weights(bridge)["W_O"]                               # [layer, head, d_head, d_model]
+    out = torch.einsum("lbhd,lhdm->lbhm", z, w_o)
+    return weights.final_ln_linear(bridge, out, scale[None, :, None, :] if scale.ndim == 2 else scale)
 
 
 def patch_z_hooks(heads: Iterable[Head], z: torch.Tensor, position: int) -> list:

@@ -3,7 +3,7 @@ content-gatherer claims: one forward pass per (model, data) in a session, whiche
 first (headatlas.prompts.patterns.mcqa_prompts)."""
 
 import torch
-from _attn import forward_reduce, memo, unembed_rows
+from _attn import forward_reduce, head_direct_out, memo, unembed_rows
 
 from headatlas.prompts import patterns
 
@@ -30,7 +30,8 @@ def clean_pass(model, d: dict) -> dict:
 
     def compute():
         q = patterns.mcqa_prompts(model.tokenizer, n_prompts=int(d["n_prompts"]), n_shots=int(d["n_shots"]),
-                                  template=str(d["template"]), seed=int(d["seed"]))
+                                  template=str(d["template"]), seed=int(d["seed"]),
+                                  shuffle_labels=bool(d.get("shuffle_labels", False)))
         rows = torch.arange(q.tokens.shape[0])
 
         def at(positions):
@@ -45,4 +46,11 @@ def clean_pass(model, d: dict) -> dict:
         return out
 
     keys = ("n_prompts", "n_shots", "template", "seed")
-    return memo([model.name, "mcqa-clean-pass", {k: d[k] for k in keys}], compute)
+    key = {k: d[k] for k in keys} | {"shuffle_labels": bool(d.get("shuffle_labels", False))}
+    return memo([model.name, "mcqa-clean-pass", key], compute)
+
+
+def label_logit_parts(model, c: dict) -> torch.Tensor:
+    """Each head's direct contribution to each option letter's logit at the answer position
+    (final norm's scale frozen): [layer, batch, head, option]."""
+    return head_direct_out(model.bridge, c["z"], c["scale"]) @ model.bridge.W_U.detach()[:, c["q"].label_ids]

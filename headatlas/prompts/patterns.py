@@ -43,15 +43,16 @@ MC_TEMPLATES: dict[str, tuple[str, str, str]] = {
 @dataclass(frozen=True)
 class MCQA:
     tokens: torch.Tensor            # [batch, pos]
-    letter_pos: torch.Tensor        # [batch, n_options] positions of the test question's labels
-    word_pos: torch.Tensor          # [batch, n_options] positions of the test question's option words
-    answer: torch.Tensor            # [batch] index of the correct option
+    letter_pos: torch.Tensor        # [batch, n_options] positions of the test question's labels, by letter
+    word_pos: torch.Tensor          # [batch, n_options] positions of the words those labels name, by letter
+    answer: torch.Tensor            # [batch] index of the correct letter (0 = A)
     label_ids: torch.Tensor         # [n_options] token ids the model emits for each label
     labels: list[str]
 
 
 def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots: int = 3,
-                 template: str = "question", seed: int = 0, balanced: bool = True, rotate: int = 0) -> MCQA:
+                 template: str = "question", seed: int = 0, balanced: bool = True, rotate: int = 0,
+                 shuffle_labels: bool = False) -> MCQA:
     """Few-shot "which of these is a <category>" questions with letter-labelled options.
 
     Each prompt: n_shots solved questions, then the test question and the answer cue. Exactly
@@ -62,6 +63,11 @@ def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots:
     `rotate` moves the test question's options down by that many places (wrapping), leaving
     every other token as it is: the same prompts with the correct answer under another letter,
     the corrupted run of a patching experiment.
+
+    `shuffle_labels` lists each question's labels in a random order ("(C) dog (A) pen ..."),
+    demonstrations included, so a letter no longer stands for a place in the list: what a head
+    does for "B" can be told from what it does for the second option. Balance then cycles the
+    correct letter. Positions and the answer are always indexed by letter (A first).
     """
     if template not in MC_TEMPLATES:
         raise ValueError(f"unknown template {template!r}; known: {sorted(MC_TEMPLATES)}")
@@ -90,19 +96,26 @@ def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots:
     if any(t is None for t in label_tok):
         raise ValueError(f"option labels are not single tokens in line {line!r}")
 
-    def question(cat: str, right: str, wrong: list[str], k: int, shift: int = 0) -> tuple[list[int], list[int], list[int]]:
+    def question(cat: str, right: str, wrong: list[str], k: int, shift: int = 0,
+                 perm: list[int] | None = None) -> tuple[list[int], list[int], list[int]]:
+        """The question with the right word at place k (before `shift`); `perm[p]` is the letter
+        shown at place p. Returns the tokens and, by letter, the label and word positions."""
+        perm = perm or list(range(n_options))
         seq = piece(block.format(cat=cat, a="an" if cat[0] in "aeiou" else "a"))
-        lpos, wpos = [], []
+        lpos, wpos = [0] * n_options, [0] * n_options
         words = wrong[:k] + [right] + wrong[k:]
         if shift:
             words = words[-shift:] + words[:-shift]
-        for lt, w in zip(label_tok, words):
+        for p, w in enumerate(words):
             seq += piece(pre)
-            lpos.append(len(seq))
-            seq += [lt] + piece(mid)
-            wpos.append(len(seq))
+            lpos[perm[p]] = len(seq)
+            seq += [label_tok[perm[p]]] + piece(mid)
+            wpos[perm[p]] = len(seq)
             seq += piece(word_sp + w) + piece(end)
         return seq, lpos, wpos
+
+    def shuffled() -> list[int] | None:
+        return torch.randperm(n_options, generator=gen).tolist() if shuffle_labels else None
 
     order = torch.randperm(n_prompts, generator=gen).tolist()
     rows, lps, wps, answers = [], [], [], []
@@ -117,19 +130,24 @@ def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots:
             right = cats[c][int(torch.randint(len(cats[c]), (1,), generator=gen))]
             wrong = [distract[j] for j in torch.randperm(len(distract), generator=gen)[: n_options - 1].tolist()]
             k = int(torch.randint(n_options, (1,), generator=gen))
-            q, _, _ = question(c, right, wrong, k)
+            perm = shuffled()
+            q, _, _ = question(c, right, wrong, k, perm=perm)
             close = encode(tokenizer, ")") if cue.endswith("(") else []
-            seq += q + encode(tokenizer, cue) + [label_ids[k]] + close + encode(tokenizer, "\n\n" if "\n" in block else " ")
+            shown = perm[k] if perm else k
+            seq += q + encode(tokenizer, cue) + [label_ids[shown]] + close + encode(tokenizer, "\n\n" if "\n" in block else " ")
         right = cats[test_cat][int(torch.randint(len(cats[test_cat]), (1,), generator=gen))]
         wrong = [distract[j] for j in torch.randperm(len(distract), generator=gen)[: n_options - 1].tolist()]
         k = order[i] % n_options if balanced else int(torch.randint(n_options, (1,), generator=gen))
-        q, lpos, wpos = question(test_cat, right, wrong, k, rotate % n_options)
+        perm = shuffled()
+        if perm and balanced:
+            k = perm.index(k)                       # balance the correct letter, not its place
+        q, lpos, wpos = question(test_cat, right, wrong, k, rotate % n_options, perm)
         k = (k + rotate) % n_options
         lps.append([len(seq) + p for p in lpos])
         wps.append([len(seq) + p for p in wpos])
         seq += q + encode(tokenizer, cue)
         rows.append(seq)
-        answers.append(k)
+        answers.append(perm[k] if perm else k)
     _equal(rows, f"multiple-choice prompts ({template})")
     return MCQA(torch.tensor(rows), torch.tensor(lps), torch.tensor(wps), torch.tensor(answers),
                 torch.tensor(label_ids), labels)
