@@ -51,6 +51,26 @@ def test_mcqa_rotation_moves_only_the_test_options(tok, template):
     assert set(changed.nonzero()[:, 1].tolist()) <= set(q.word_pos.flatten().tolist())
 
 
+@pytest.mark.parametrize("template", sorted(pa.MC_TEMPLATES))
+def test_mcqa_shuffled_labels_are_indexed_by_letter(tok, template):
+    q = pa.mcqa_prompts(tok, n_prompts=16, n_shots=2, template=template, seed=3, shuffle_labels=True)
+    for i in range(16):
+        # letter_pos[:, j] holds letter j wherever it stands; its word follows it
+        assert [dec(tok, [q.tokens[i, p]]).strip("( ") for p in q.letter_pos[i]] == q.labels
+        assert (q.word_pos[i] > q.letter_pos[i]).all()
+        word = dec(tok, [q.tokens[i, q.word_pos[i, q.answer[i]]]]).strip()
+        assert any(word in ws for ws in pa.MC_CATEGORIES.values())
+    # the letters change places (a letter is no longer a place in the list) ...
+    order = q.letter_pos.argsort(1)
+    assert len({tuple(o) for o in order.tolist()}) > 4
+    assert (order != torch.arange(4)).any(1).float().mean() > 0.5
+    # ... the correct letter stays balanced, and the demonstrations are shuffled too
+    assert sorted(q.answer.tolist()) == sorted([0, 1, 2, 3] * 4)
+    demo = dec(tok, q.tokens[0, : int(q.letter_pos[0].min())])
+    assert demo != dec(tok, pa.mcqa_prompts(tok, n_prompts=16, n_shots=2, template=template, seed=3)
+                       .tokens[0, : int(q.letter_pos[0].min())])
+
+
 @pytest.mark.parametrize("no_first", [False, True])
 def test_yes_no_option_positions(tok, no_first):
     d = pa.yes_no_prompts(tok, n_prompts=6, template="answer-with", no_first=no_first, seed=0)
@@ -180,3 +200,27 @@ def test_greedy_copy_attention_matches_a_plain_greedy_loop():
         assert int(nxt[0]) == int(gen[0, j])
         assert torch.equal(out["t"], tops[j])
         seq = torch.cat([seq, nxt[:, None]], 1)
+
+
+def test_evening_out_the_option_attention_zeroes_nas_and_nothing_else(tok):
+    """The negative-heads edit: in each head set's rows, only its heads' attention to " Yes" and
+    " No" after the instruction changes, to the mean of the two; rows keep their totals."""
+    from claim_negative import _nas, even_out_hooks
+
+    q = pa.yes_no_prompts(tok, n_prompts=4, template="reply", seed=0)
+    n, n_pos = 4, q.tokens.shape[1]
+    sets = torch.tensor([[[0, 1]], [[0, 2]]])                       # two sets of one head, layer 0
+    pattern = torch.softmax(torch.randn(2 * n, 3, n_pos, n_pos, generator=torch.Generator().manual_seed(0)), -1)
+    (name, edit), = even_out_hooks(sets, q, n)
+    assert name == "blocks.0.attn.hook_pattern"
+    out = edit(pattern, None)
+    assert torch.allclose(out.sum(-1), pattern.sum(-1))
+    qq = pa.YesNo(q.tokens.repeat(2, 1), q.yes_pos.repeat(2), q.no_pos.repeat(2), q.query_start.repeat(2),
+                  q.truth.repeat(2), q.yes_id, q.no_id)
+    nas_before, nas_after = _nas(pattern, qq), _nas(out, qq)
+    assert torch.allclose(nas_after[:n, 1], torch.zeros(n), atol=1e-5)       # set 0 edits head 1
+    assert torch.allclose(nas_after[n:, 2], torch.zeros(n), atol=1e-5)       # set 1 edits head 2
+    assert (nas_before[:n, 1].abs() > 1e-3).all()
+    assert torch.equal(out[:n, [0, 2]], pattern[:n, [0, 2]]) and torch.equal(out[n:, [0, 1]], pattern[n:, [0, 1]])
+    first = int(q.query_start.min())
+    assert torch.equal(out[:, :, :first], pattern[:, :, :first])               # the instruction's queries untouched
