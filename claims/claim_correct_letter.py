@@ -73,7 +73,7 @@ def test_correct_letter_heads(run):
         m = _measure(model, data, rotate, min_acc)
         if m["accuracy"] < min_acc:
             run.not_applicable(f"picks the correct letter in {m['accuracy']:.0%} of the held-out prompts "
-                               f"({data.get('name', data)}); the claim needs {min_acc:.0%}")
+                               f"({run.variant}); the claim needs {min_acc:.0%}")
         sel, dla, ld = m["selectivity"], m["dla"], m["ld"]
         out = forward_reduce(model.bridge, m["q"].tokens, fwd_hooks=patch_z_hooks(heads, m["corrupt"]["z"], -1),
                              final_at=-1)

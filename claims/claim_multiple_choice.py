@@ -74,7 +74,7 @@ def test_amplification_heads(run):
 
     for data in run.variants():
         c = clean_pass(run.model, data)
-        _gate(run, c, f"held-out prompts ({data.get('name', data)})")
+        _gate(run, c, f"held-out prompts ({run.variant})")
         dla, margin = _dla_margin(run, c), c["margin"]
         chosen = dla[hv[:, 0], :, hv[:, 1]].sum(0)                                 # [batch]
         ablated = _ablated_margin(run, c, heads)
@@ -109,7 +109,7 @@ def test_content_gatherer_heads(run):
 
     for data in run.variants():
         c = clean_pass(run.model, data)
-        _gate(run, c, f"held-out prompts ({data.get('name', data)})")
+        _gate(run, c, f"held-out prompts ({run.variant})")
         on_word, share = share_on_correct(c["words"], c["q"].answer)
         ablated = _ablated_margin(run, c, heads)
         margin = c["margin"]
@@ -158,7 +158,7 @@ def test_single_letter_heads(run):
 
     for data in run.variants():
         c = clean_pass(run.model, data)
-        _gate(run, c, f"held-out prompts ({data.get('name', data)})")
+        _gate(run, c, f"held-out prompts ({run.variant})")
         share = _own_letter(c["labels"] / c["labels"].sum(-1, keepdim=True).clamp(min=1e-6), letter)
         parts = label_logit_parts(run.model, c)                                    # [layer, batch, head, option]
         own = _own_letter(parts, letter)

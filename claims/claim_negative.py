@@ -123,7 +123,7 @@ def test_negative_heads(run):
 
     for data in run.variants():
         c = both_orders(model, data)
-        _gate(run, c, f"held-out questions ({data.get('name', data)})")
+        _gate(run, c, f"held-out questions ({run.variant})")
         nas = c["nas"]                                                           # [order, layer, batch, head]
         weaker = nas.min(0).values                                               # [layer, batch, head]
         shift = evened_shift(model, data, c, sets)                               # [1 + n_sets, 2 * batch]

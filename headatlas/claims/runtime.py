@@ -164,6 +164,12 @@ class ClaimRun:
         return spec_variants(self.spec.data)[0][0]
 
     @property
+    def variant(self) -> str:
+        """The name of the held-out variant being measured (the primary one outside `variants()`),
+        for messages such as a not-applicable reason."""
+        return self._current if self._current is not None else self.primary
+
+    @property
     def is_primary(self) -> bool:
         return self._current in (None, self.primary)
 
