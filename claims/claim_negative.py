@@ -3,24 +3,28 @@ head that attends more to " No" than to " Yes" and so pulls the answer toward No
 question. Yu et al. rank heads by the negative attention score (NAS) and correct the bias by
 adjusting only those heads.
 
-Each question is asked twice, with the options listed "Yes or No" and "No or Yes", so a head
-tied to the word " No" is told from one tied to the later option. Heads are chosen on selection
-prompts (another template and seed) by the smaller of their two NAS values, frozen, and judged
-on held-out templates: their NAS in both orders against head sets matched by layer, and the
-answer's shift toward Yes when their attention to the two options is evened out (NAS set to
-zero), against the same edit on matched sets, all sets in one batched pass."""
+The questions are the user's turn of the model's chat format and the answer is the first token
+of its reply (the first runs, on raw text ending in "Answer:", found no model answering 70%
+right; in the chat format Qwen2.5-Coder-1.5B does). Each question is asked twice, with the
+options listed "Yes or No" and "No or Yes", so a head tied to the word " No" is told from one
+tied to the later option. Heads are chosen on selection prompts (another template and seed) by
+the smaller of their two NAS values, frozen, and judged on held-out templates: their NAS in both
+orders against head sets matched by layer, and the answer's shift toward Yes when their
+attention to the two options is evened out (NAS set to zero), against the same edit on matched
+sets, all sets in one batched pass."""
 
 import torch
 from _attn import fmt, forward_reduce, median_depth, memo, unembed_rows
 
 from headatlas.claims import claim
 from headatlas.methods import scoring, stats
-from headatlas.prompts import patterns
+from headatlas.prompts import patterns, requests
 
 
 def _prompts(model, d: dict, no_first: bool) -> patterns.YesNo:
+    chat = requests.chat_format(model.tokenizer, model.info.family if model.info else None) if d.get("chat") else None
     return patterns.yes_no_prompts(model.tokenizer, n_prompts=int(d["n_prompts"]), template=str(d["template"]),
-                                   no_first=no_first, seed=int(d["seed"]))
+                                   no_first=no_first, seed=int(d["seed"]), chat=chat)
 
 
 def _nas(pattern: torch.Tensor, q: patterns.YesNo) -> torch.Tensor:
@@ -45,7 +49,7 @@ def both_orders(model, d: dict) -> dict:
             r = forward_reduce(model.bridge, q.tokens, {"nas": lambda p, q=q: _nas(p, q)}, final_at=-1)
             logits = unembed_rows(model.bridge, r["final"])
             out["nas"].append(r["nas"])
-            out["yes_minus_no"].append(logits[:, q.yes_id] - logits[:, q.no_id])
+            out["yes_minus_no"].append(logits[:, q.answer_yes_id] - logits[:, q.answer_no_id])
             out["q"].append(q)
         out["nas"] = torch.stack(out["nas"])
         out["yes_minus_no"] = torch.stack(out["yes_minus_no"])
@@ -54,7 +58,8 @@ def both_orders(model, d: dict) -> dict:
         out["no_rate"] = float((out["yes_minus_no"] < 0).float().mean())
         return out
 
-    return memo([model.name, "yes-no-both-orders", {k: d[k] for k in ("n_prompts", "template", "seed")}], compute)
+    key = {k: d[k] for k in ("n_prompts", "template", "seed")} | {"chat": bool(d.get("chat"))}
+    return memo([model.name, "yes-no-both-orders", key], compute)
 
 
 def even_out_hooks(head_sets: torch.Tensor, q: patterns.YesNo, n_prompts: int) -> list:
@@ -94,7 +99,7 @@ def evened_shift(model, d: dict, c: dict, sets: torch.Tensor) -> torch.Tensor:
         n = q.tokens.shape[0]
         r = forward_reduce(model.bridge, q.tokens.repeat(len(sets), 1), fwd_hooks=even_out_hooks(sets, q, n), final_at=-1)
         logits = unembed_rows(model.bridge, r["final"])
-        edited = (logits[:, q.yes_id] - logits[:, q.no_id]).view(len(sets), n)
+        edited = (logits[:, q.answer_yes_id] - logits[:, q.answer_no_id]).view(len(sets), n)
         shifts.append(edited - c["yes_minus_no"][order][None])
     return torch.cat(shifts, 1)
 

@@ -202,6 +202,24 @@ def test_greedy_copy_attention_matches_a_plain_greedy_loop():
         seq = torch.cat([seq, nxt[:, None]], 1)
 
 
+def test_yes_no_in_a_chat_turn(tok):
+    """In the chat format the question is the user's turn, the prompt ends where the reply starts,
+    and the answer is read on "Yes"/"No" without a space while the options stay " Yes"/" No"."""
+    from headatlas.prompts.requests import CHAT_FORMATS
+
+    fmt = CHAT_FORMATS["SmolLM2"]
+    d = pa.yes_no_prompts(tok, n_prompts=6, template="reply", no_first=True, seed=0, chat=fmt)
+    rows = torch.arange(6)
+    assert (d.tokens[rows, d.yes_pos] == d.yes_id).all() and (d.tokens[rows, d.no_pos] == d.no_id).all()
+    assert dec(tok, [d.answer_yes_id]) == "Yes" and dec(tok, [d.answer_no_id]) == "No"
+    assert d.answer_yes_id != d.yes_id
+    text = dec(tok, d.tokens[0])
+    assert text.startswith(fmt.before) and text.endswith(fmt.after) and "Reply:" not in text
+    plain = pa.yes_no_prompts(tok, n_prompts=6, template="reply", no_first=True, seed=0)
+    assert (plain.answer_yes_id, plain.answer_no_id) == (plain.yes_id, plain.no_id)
+    assert torch.equal(plain.truth, d.truth)                                 # the same questions
+
+
 def test_evening_out_the_option_attention_zeroes_nas_and_nothing_else(tok):
     """The negative-heads edit: in each head set's rows, only its heads' attention to " Yes" and
     " No" after the instruction changes, to the mean of the two; rows keep their totals."""

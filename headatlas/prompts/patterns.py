@@ -183,22 +183,38 @@ class YesNo:
     no_pos: torch.Tensor      # [batch]
     query_start: torch.Tensor  # [batch] first position after the instruction
     truth: torch.Tensor       # [batch] 1 if the right answer is Yes
-    yes_id: int
+    yes_id: int               # the option tokens in the instruction
     no_id: int
+    answer_yes_id: int = -1   # the tokens the answer starts with (the option tokens unless in a chat reply)
+    answer_no_id: int = -1
+
+    def __post_init__(self):
+        if self.answer_yes_id < 0:
+            object.__setattr__(self, "answer_yes_id", self.yes_id)
+            object.__setattr__(self, "answer_no_id", self.no_id)
 
 
 def yes_no_prompts(tokenizer, *, n_prompts: int = 16, template: str = "answer-with", no_first: bool = False,
-                   seed: int = 0) -> YesNo:
+                   seed: int = 0, chat=None) -> YesNo:
     """Yes/No questions whose instruction names both options (Yu et al.'s binary-decision
     setting). Half the statements are true (a member of the category) and half false (a member
     of another category). `no_first` lists " No" before " Yes", so a head tied to the option's
-    position can be told from one tied to the word "No"."""
+    position can be told from one tied to the word "No".
+
+    With `chat` (a headatlas.prompts.requests.ChatFormat) the instruction and question are the
+    user's turn and the answer is the first token of the assistant's reply ("Yes" / "No", no
+    space before them); the template's answer cue is left out."""
     if template not in YES_NO_TEMPLATES:
         raise ValueError(f"unknown template {template!r}; known: {sorted(YES_NO_TEMPLATES)}")
     instr, question, cue = YES_NO_TEMPLATES[template]
     yes, no = single_token(tokenizer, " Yes"), single_token(tokenizer, " No")
     if yes is None or no is None:
         raise ValueError("this tokenizer does not keep ' Yes' and ' No' as single tokens")
+    answer_yes, answer_no = yes, no
+    if chat is not None:
+        answer_yes, answer_no = single_token(tokenizer, "Yes"), single_token(tokenizer, "No")
+        if answer_yes is None or answer_no is None:
+            raise ValueError("this tokenizer does not keep 'Yes' and 'No' as single tokens")
     facts = [(x, c) for x, c in YES_NO_FACTS
              if single_token(tokenizer, " " + x) is not None and single_token(tokenizer, " " + c) is not None]
     cats = sorted({c for _, c in facts})
@@ -213,7 +229,10 @@ def yes_no_prompts(tokenizer, *, n_prompts: int = 16, template: str = "answer-wi
         if not true:
             others = [k for k in cats if k != c]
             c = others[int(torch.randint(len(others), (1,), generator=gen))]
-        seq = list(bos_prefix(tokenizer)) + encode(tokenizer, pre)
+        if chat is None:
+            seq = list(bos_prefix(tokenizer)) + encode(tokenizer, pre)
+        else:
+            seq = ([tokenizer.bos_token_id] if chat.bos else []) + encode(tokenizer, chat.before + pre)
         p1 = len(seq)
         seq += [first] + encode(tokenizer, mid)
         p2 = len(seq)
@@ -223,7 +242,8 @@ def yes_no_prompts(tokenizer, *, n_prompts: int = 16, template: str = "answer-wi
         q2a, q2b = q2.split("{c}")
         # The space before a word belongs to the word's token.
         seq += encode(tokenizer, q1.rstrip(" ")) + encode(tokenizer, " " + x)
-        seq += encode(tokenizer, q2a.rstrip(" ")) + encode(tokenizer, " " + c) + encode(tokenizer, q2b) + encode(tokenizer, cue)
+        seq += encode(tokenizer, q2a.rstrip(" ")) + encode(tokenizer, " " + c) + encode(tokenizer, q2b)
+        seq += encode(tokenizer, cue) if chat is None else encode(tokenizer, chat.after)
         rows.append(seq)
         ypos.append(p2 if no_first else p1)
         npos.append(p1 if no_first else p2)
@@ -231,7 +251,7 @@ def yes_no_prompts(tokenizer, *, n_prompts: int = 16, template: str = "answer-wi
     _equal(rows, f"yes/no prompts ({template})")
     perm = torch.randperm(n_prompts, generator=gen)
     return YesNo(torch.tensor(rows)[perm], torch.tensor(ypos)[perm], torch.tensor(npos)[perm],
-                 torch.tensor(starts)[perm], torch.tensor(truth)[perm], yes, no)
+                 torch.tensor(starts)[perm], torch.tensor(truth)[perm], yes, no, answer_yes, answer_no)
 
 
 # ----------------------------------------------------------------------------- acronyms
