@@ -91,7 +91,7 @@ def even_out_hooks(head_sets: torch.Tensor, q: patterns.YesNo, n_prompts: int) -
     return hooks
 
 
-def evened_shift(model, d: dict, c: dict, sets: torch.Tensor) -> torch.Tensor:
+def evened_shift(model, c: dict, sets: torch.Tensor) -> torch.Tensor:
     """logit(Yes) - logit(No) after evening out each head set's option attention, minus the clean
     value, per set and question, both orders side by side: [n_sets, 2 * batch]."""
     shifts = []
@@ -131,7 +131,7 @@ def test_negative_heads(run):
         _gate(run, c, f"held-out questions ({run.variant})")
         nas = c["nas"]                                                           # [order, layer, batch, head]
         weaker = nas.min(0).values                                               # [layer, batch, head]
-        shift = evened_shift(model, data, c, sets)                               # [1 + n_sets, 2 * batch]
+        shift = evened_shift(model, c, sets)                                     # [1 + n_sets, 2 * batch]
         run.measure(accuracy=c["accuracy"], no_rate=c["no_rate"],
                     nas_weaker_order=weaker[hv[:, 0], :, hv[:, 1]].mean(0),
                     nas_yes_first=nas[0][hv[:, 0], :, hv[:, 1]].mean(0),

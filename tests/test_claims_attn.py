@@ -234,7 +234,7 @@ def test_evening_out_the_option_attention_zeroes_nas_and_nothing_else(tok):
     out = edit(pattern, None)
     assert torch.allclose(out.sum(-1), pattern.sum(-1))
     qq = pa.YesNo(q.tokens.repeat(2, 1), q.yes_pos.repeat(2), q.no_pos.repeat(2), q.query_start.repeat(2),
-                  q.truth.repeat(2), q.yes_id, q.no_id)
+                  q.truth.repeat(2), q.yes_id, q.no_id, q.answer_yes_id, q.answer_no_id)
     nas_before, nas_after = _nas(pattern, qq), _nas(out, qq)
     assert torch.allclose(nas_after[:n, 1], torch.zeros(n), atol=1e-5)       # set 0 edits head 1
     assert torch.allclose(nas_after[n:, 2], torch.zeros(n), atol=1e-5)       # set 1 edits head 2

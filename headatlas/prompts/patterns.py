@@ -185,13 +185,8 @@ class YesNo:
     truth: torch.Tensor       # [batch] 1 if the right answer is Yes
     yes_id: int               # the option tokens in the instruction
     no_id: int
-    answer_yes_id: int = -1   # the tokens the answer starts with (the option tokens unless in a chat reply)
-    answer_no_id: int = -1
-
-    def __post_init__(self):
-        if self.answer_yes_id < 0:
-            object.__setattr__(self, "answer_yes_id", self.yes_id)
-            object.__setattr__(self, "answer_no_id", self.no_id)
+    answer_yes_id: int        # the tokens the answer starts with (the option tokens unless in a chat reply)
+    answer_no_id: int
 
 
 def yes_no_prompts(tokenizer, *, n_prompts: int = 16, template: str = "answer-with", no_first: bool = False,
