@@ -327,6 +327,22 @@ def acronym_prompts(tokenizer, *, n_prompts: int = 16, template: str = "the-pare
                     torch.tensor(wrong), torch.tensor(letter_ids))
 
 
+def same_initial_words(tokenizer) -> list[torch.Tensor]:
+    """Every token of the vocabulary that reads as a capitalised word with a leading space
+    (" Sound", " Saturn": a space, a capital, two or more lowercase letters), grouped by initial:
+    list index i holds those starting with chr(65 + i). These are the replacements an attack on an
+    acronym's third word may use: any of them keeps the right answer, its initial."""
+    import re
+
+    word = re.compile(r"^ [A-Z][a-z]{2,}$")
+    groups: list[list[int]] = [[] for _ in range(26)]
+    for tid in range(len(tokenizer)):
+        text = tokenizer.decode([tid])
+        if word.match(text) and single_token(tokenizer, text) == tid:
+            groups[ord(text[1]) - 65].append(tid)
+    return [torch.tensor(g, dtype=torch.long) for g in groups]
+
+
 # ----------------------------------------------------------------------------- needle in a haystack
 
 # (cue before the needle in the context, question that ends with the same cue before the copy)
