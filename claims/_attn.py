@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from headatlas.methods import scoring, weights
+from headatlas.methods import logit_attribution as la, scoring, weights
 from headatlas.methods.ablation import final_residual
 
 Head = tuple[int, int]
@@ -70,7 +70,9 @@ def forward_reduce(bridge, tokens: torch.Tensor, reducers: dict[str, Callable] |
     """One forward pass that keeps only what a claim reads, and stops as early as it can:
     - reducers: name -> fn(pattern [batch, head, q, k]) applied to every layer's attention,
       returned stacked over layers as out[name];
-    - z_at: every head's output before W_O (hook_z) at that position: out["z"] [layer, batch, head, d_head];
+    - z_at: every head's output before W_O (hook_z) at that position: out["z"] [layer, batch, head, d_head],
+      and, in a model that normalises the attention output (Gemma), that norm's scale there:
+      out["post_scale"] [layer, batch] (None elsewhere), which head_dla / head_direct_out need;
     - final_at: the normalised residual entering the unembedding and the final norm's scale at
       that position: out["final"] [batch, d_model], out["scale"] [batch, 1].
     Hooks in fwd_hooks (edits) run before the readers."""
@@ -88,11 +90,20 @@ def forward_reduce(bridge, tokens: torch.Tensor, reducers: dict[str, Callable] |
             raise _Done
         return pattern
 
+    post = z_at is not None and la.has_post_attn_norm(bridge)
+    posts: list = [None] * n_layers
+
     def on_z(z, hook, layer):
         zs[layer] = z[:, z_at].detach().float().clone()
-        if stop == "z" and layer == n_layers - 1:
+        if stop == "z" and layer == n_layers - 1 and not post:
             raise _Done
         return z
+
+    def on_post(x, hook, layer):
+        posts[layer] = x[:, z_at].detach().float().reshape(x.shape[0]).clone()
+        if stop == "z" and layer == n_layers - 1:
+            raise _Done
+        return x
 
     def on_scale(x, hook):
         out["scale"] = x[:, final_at].detach().float().clone()
@@ -104,9 +115,11 @@ def forward_reduce(bridge, tokens: torch.Tensor, reducers: dict[str, Callable] |
 
     hooks = list(fwd_hooks)
     if reducers:
-        hooks += [(f"blocks.{la}.attn.hook_pattern", lambda p, hook, la=la: on_pattern(p, hook, la)) for la in range(n_layers)]
+        hooks += [(f"blocks.{i}.attn.hook_pattern", lambda p, hook, i=i: on_pattern(p, hook, i)) for i in range(n_layers)]
     if z_at is not None:
-        hooks += [(f"blocks.{la}.attn.hook_z", lambda z, hook, la=la: on_z(z, hook, la)) for la in range(n_layers)]
+        hooks += [(f"blocks.{i}.attn.hook_z", lambda z, hook, i=i: on_z(z, hook, i)) for i in range(n_layers)]
+    if post:
+        hooks += [(f"blocks.{i}.ln1_post.hook_scale", lambda x, hook, i=i: on_post(x, hook, i)) for i in range(n_layers)]
     if final_at is not None:
         hooks += [("ln_final.hook_scale", on_scale), ("unembed.hook_in", on_final)]
     with torch.inference_mode():
@@ -118,6 +131,7 @@ def forward_reduce(bridge, tokens: torch.Tensor, reducers: dict[str, Callable] |
         out[name] = torch.stack(out[name])
     if z_at is not None:
         out["z"] = torch.stack(zs)
+        out["post_scale"] = torch.stack(posts) if post else None
     return out
 
 
@@ -128,23 +142,31 @@ def unembed_rows(bridge, x: torch.Tensor) -> torch.Tensor:
 
 
 def head_dla(bridge, z: torch.Tensor, scale: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor,
-             per_prompt: bool = False) -> torch.Tensor:
+             per_prompt: bool = False, post_scale: torch.Tensor | None = None) -> torch.Tensor:
     """Direct logit attribution of every head to logit[correct] - logit[wrong] from hook_z at the
-    read position (z [layer, batch, head, d_head]) with the final norm's scale frozen (as in
+    read position (z [layer, batch, head, d_head]) with the norms' scales frozen (as in
     headatlas.methods.logit_attribution): [layer, head], mean over prompts (or, with per_prompt,
-    [layer, batch, head])."""
+    [layer, batch, head]). post_scale: forward_reduce's out["post_scale"] (Gemma's post-attention
+    norm; None for models without it)."""
     w_u = bridge.W_U.detach()
     direction = (w_u[:, correct] - w_u[:, wrong]).T                          # [batch, d_model]
-    dla = (head_direct_out(bridge, z, scale) * direction[None, :, None]).sum(-1)
+    dla = (head_direct_out(bridge, z, scale, post_scale) * direction[None, :, None]).sum(-1)
     return dla if per_prompt else dla.mean(1)
 
 
-def head_direct_out(bridge, z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def head_direct_out(bridge, z: torch.Tensor, scale: torch.Tensor, post_scale: torch.Tensor | None = None) -> torch.Tensor:
     """Every head's output at the read position as the unembedding sees it: hook_z [layer, batch,
-    head, d_head] through W_O and the final norm with its scale [batch, 1] frozen:
-    [layer, batch, head, d_model]."""
+    head, d_head] through W_O, through the post-attention norm where the model has one (its
+    scale [layer, batch] frozen, its gain applied) and through the final norm with its scale
+    [batch, 1] frozen: [layer, batch, head, d_model]."""
     w_o = weights.head_weights(bridge)["W_O"]                               # [layer, head, d_head, d_model]
     out = torch.einsum("lbhd,lhdm->lbhm", z, w_o)
+    if la.has_post_attn_norm(bridge):
+        if post_scale is None:
+            raise ValueError("this model normalises each attention output: pass forward_reduce's post_scale")
+        gain = torch.stack([weights.norm_gain(bridge.blocks[i].ln1_post, out.shape[-1])
+                            for i in range(out.shape[0])])                  # [layer, d_model]
+        out = out * gain[:, None, None, :] / post_scale[:, :, None, None]
     return weights.final_ln_linear(bridge, out, scale[None, :, None, :] if scale.ndim == 2 else scale)
 
 

@@ -53,4 +53,4 @@ def clean_pass(model, d: dict) -> dict:
 def label_logit_parts(model, c: dict) -> torch.Tensor:
     """Each head's direct contribution to each option letter's logit at the answer position
     (final norm's scale frozen): [layer, batch, head, option]."""
-    return head_direct_out(model.bridge, c["z"], c["scale"]) @ model.bridge.W_U.detach()[:, c["q"].label_ids]
+    return head_direct_out(model.bridge, c["z"], c["scale"], c["post_scale"]) @ model.bridge.W_U.detach()[:, c["q"].label_ids]

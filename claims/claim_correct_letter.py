@@ -48,7 +48,8 @@ def _measure(model, d: dict, rotate: int, min_accuracy: float = 0.0):
            "ld_corrupt": (lambda lc: lc[rows, q.answer] - lc[rows, r.answer])(
                _label_logits(bridge, corrupt["final"], q.label_ids))}
     out["to_correct"], out["selectivity"] = share_on_correct(clean["labels"], q.answer)   # [layer, batch, head]
-    out["dla"] = head_dla(bridge, clean["z"], clean["scale"], correct, other, per_prompt=True)  # [layer, batch, head]
+    out["dla"] = head_dla(bridge, clean["z"], clean["scale"], correct, other, per_prompt=True,
+                          post_scale=clean["post_scale"])  # [layer, batch, head]
     return out
 
 

@@ -88,7 +88,7 @@ def test_letter_mover_heads(run):
     if acc < min_acc:
         run.not_applicable(f"writes the right third initial (first among 26 capitals) in {acc:.0%} of the "
                            f"selection prompts; the claim needs {min_acc:.0%}")
-    dla = head_dla(bridge, clean["z"], clean["scale"], sa.correct, sa.wrong)
+    dla = head_dla(bridge, clean["z"], clean["scale"], sa.correct, sa.wrong, post_scale=clean["post_scale"])
     mover_score = clean["third"].mean(-1) * dla.clamp(min=0)            # attends to the word AND writes its letter
     movers = scoring.top_heads(mover_score, k)
     run.select(movers, top_mover_selection_score=mover_score[movers[0]])
@@ -122,7 +122,8 @@ def test_letter_mover_heads(run):
         run.null("matched_sets_patching", null_moved)
         run.null("matched_sets_attention", third[att_sets[..., 0], att_sets[..., 1]].mean(-1).min(1).values)
         if run.is_primary:
-            score = third.mean(-1) * head_dla(bridge, clean["z"], clean["scale"], a.correct, a.wrong).clamp(min=0)
+            score = third.mean(-1) * head_dla(bridge, clean["z"], clean["scale"], a.correct, a.wrong,
+                                                  post_scale=clean["post_scale"]).clamp(min=0)
             run.artifact(scores=score.tolist(),
                          score_name="attention to the third word x direct logit attribution to its initial (held-out)",
                          top_heads=fmt(movers), attention_to_third_word=third.mean(-1).tolist(),

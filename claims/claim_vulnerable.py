@@ -60,8 +60,8 @@ def _attack(model, d: dict):
     answer_adv = a.letter_ids[unembed_rows(model.bridge, adv["final"])[:, a.letter_ids].argmax(-1)]
     w_u = model.bridge.W_U.detach().float()
     diff = lambda final: (final * (w_u[:, a.correct] - w_u[:, rival]).T).sum(-1)  # noqa: E731  unembedding is linear
-    lost = (head_dla(model.bridge, clean["z"], clean["scale"], a.correct, rival, per_prompt=True)
-            - head_dla(model.bridge, adv["z"], adv["scale"], a.correct, rival, per_prompt=True))  # [layer, batch, head]
+    lost = (head_dla(model.bridge, clean["z"], clean["scale"], a.correct, rival, True, clean["post_scale"])
+            - head_dla(model.bridge, adv["z"], adv["scale"], a.correct, rival, True, adv["post_scale"]))  # [layer, batch, head]
     return dict(
         accuracy=float((answer_clean == a.correct).float().mean()),
         flipped=((answer_clean == a.correct) & (answer_adv != a.correct)).float(),

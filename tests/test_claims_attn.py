@@ -242,3 +242,34 @@ def test_evening_out_the_option_attention_zeroes_nas_and_nothing_else(tok):
     assert torch.equal(out[:n, [0, 2]], pattern[:n, [0, 2]]) and torch.equal(out[n:, [0, 1]], pattern[n:, [0, 1]])
     first = int(q.query_start.min())
     assert torch.equal(out[:, :, :first], pattern[:, :, :first])               # the instruction's queries untouched
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m", "gemma-3-270m"])
+def test_head_dla_from_forward_reduce_matches_the_library_dla(name):
+    """The claims' per-position head DLA (forward_reduce's z, final scale and, in Gemma, the
+    post-attention norm's scale) equals headatlas.methods.logit_attribution's frozen-scale DLA.
+    Without the post-attention norm Gemma's heads come out many times too small or large."""
+    from _attn import forward_reduce, head_dla
+
+    from headatlas.methods import logit_attribution as la
+    from headatlas.models import load_model
+
+    model = load_model(name)
+    b = model.bridge
+    a = pa.acronym_prompts(model.tokenizer, n_prompts=3)
+    out = forward_reduce(b, a.clean, z_at=-1, final_at=-1)
+    assert (out["post_scale"] is not None) == la.has_post_attn_norm(b) == (name == "gemma-3-270m")
+    mine = head_dla(b, out["z"], out["scale"], a.correct, a.wrong, per_prompt=True, post_scale=out["post_scale"])
+    direction = la.frozen_logit_direction(b, a.correct, a.wrong, out["scale"])
+    post_hooks, post = la.post_scale_hooks(b)
+    store = {}
+
+    def keep(z, hook):
+        store[int(hook.name.split(".")[1])] = z[:, -1].detach().float().clone()
+        return z
+
+    with torch.inference_mode():
+        b.run_with_hooks(a.clean, fwd_hooks=post_hooks + [(f"blocks.{i}.attn.hook_z", keep)
+                                                          for i in range(b.cfg.n_layers)], return_type=None)
+    ref = la.head_dla_from_z(b, [store[i] for i in range(b.cfg.n_layers)], direction, post)   # [batch, layer, head]
+    assert torch.allclose(mine.permute(1, 0, 2), ref, atol=1e-3 * float(ref.abs().max()))
