@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from headatlas.methods import logit_attribution as la, scoring, weights
+from headatlas.methods import scoring, weights
 from headatlas.methods.ablation import final_residual
 
 Head = tuple[int, int]
@@ -90,7 +90,7 @@ def forward_reduce(bridge, tokens: torch.Tensor, reducers: dict[str, Callable] |
             raise _Done
         return pattern
 
-    post = z_at is not None and la.has_post_attn_norm(bridge)
+    post = z_at is not None and weights.has_post_attn_norm(bridge)
     posts: list = [None] * n_layers
 
     def on_z(z, hook, layer):
@@ -161,11 +161,10 @@ def head_direct_out(bridge, z: torch.Tensor, scale: torch.Tensor, post_scale: to
     [batch, 1] frozen: [layer, batch, head, d_model]."""
     w_o = weights.head_weights(bridge)["W_O"]                               # [layer, head, d_head, d_model]
     out = torch.einsum("lbhd,lhdm->lbhm", z, w_o)
-    if la.has_post_attn_norm(bridge):
+    if weights.has_post_attn_norm(bridge):
         if post_scale is None:
             raise ValueError("this model normalises each attention output: pass forward_reduce's post_scale")
-        gain = torch.stack([weights.norm_gain(bridge.blocks[i].ln1_post, out.shape[-1])
-                            for i in range(out.shape[0])])                  # [layer, d_model]
+        gain = torch.stack([weights.post_attn_gain(bridge, i) for i in range(out.shape[0])])   # [layer, d_model]
         out = out * gain[:, None, None, :] / post_scale[:, :, None, None]
     return weights.final_ln_linear(bridge, out, scale[None, :, None, :] if scale.ndim == 2 else scale)
 

@@ -25,7 +25,6 @@ import torch
 
 from headatlas.claims import claim
 from headatlas.methods import ioi as mioi
-from headatlas.methods import logit_attribution as la
 from headatlas.methods import ov, scoring, stats, weights
 from headatlas.methods.scoring import fmt_head, parse_head, relative_depth
 from headatlas.prompts import ioi as ioi_prompts
@@ -197,19 +196,16 @@ def ov_self_z(model, n: int, seed: int) -> torch.Tensor:
 def _ov_self_z(bridge, ids: torch.Tensor) -> torch.Tensor:
     resid = weights.effective_embedding(bridge, ids)
     w = weights.head_weights(bridge)
-    d_model = resid.shape[-1]
     w_u = bridge.W_U.detach()[:, ids].float() * weights.final_gain(bridge)[:, None]
     if weights.is_layernorm(bridge):
         w_u = w_u - w_u.mean(0, keepdim=True)
-    post = la.has_post_attn_norm(bridge)
     out = []
     with torch.inference_mode():
         for layer in range(bridge.cfg.n_layers):
             x = bridge.blocks[layer].ln1(resid).float()
             v = torch.einsum("nm,hmd->hnd", x, w["W_V"][layer].float()) + w["b_V"][layer][:, None].float()
             o = torch.einsum("hnd,hdm->hnm", v, w["W_O"][layer].float())
-            if post:  # Gemma: the post-attention norm's gain sits between W_O and W_U
-                o = o * weights.norm_gain(bridge.blocks[layer].ln1_post, d_model)
+            o = o * weights.post_attn_gain(bridge, layer)                 # Gemma's post-attention norm
             logits = o @ w_u                                                  # [head, n, n]
             diag = logits.diagonal(dim1=-2, dim2=-1)
             out.append((diag - logits.mean(-1)) / logits.std(-1).clamp(min=1e-12))

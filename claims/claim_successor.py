@@ -36,7 +36,8 @@ def _effective_embedding(bridge, tokenizer, ids: list[int], context: str) -> tor
 def _hits(bridge, resid: torch.Tensor, ids: torch.Tensor, shift: int, w) -> torch.Tensor:
     """Per head and per token i of the set that has a token i+shift: whether the OV circuit
     ranks token i+shift first among the set's tokens: [layer, head, n_pairs] (0/1). The output
-    goes through the final norm's effective gain (weights.final_gain: 1 + w for Gemma)."""
+    goes through the post-attention norm's gain where the model has one and the final norm's
+    effective gain (weights.final_gain: 1 + w for Gemma)."""
     w_u = bridge.W_U.detach()[:, ids] * weights.final_gain(bridge)[:, None]
     if weights.is_layernorm(bridge):
         w_u = w_u - w_u.mean(0, keepdim=True)
@@ -48,7 +49,7 @@ def _hits(bridge, resid: torch.Tensor, ids: torch.Tensor, shift: int, w) -> torc
         for layer in range(bridge.cfg.n_layers):
             x = bridge.blocks[layer].ln1(resid)
             v = torch.einsum("nm,hmd->hnd", x, w["W_V"][layer]) + w["b_V"][layer][:, None]
-            logits = torch.einsum("hnd,hdm,mk->hnk", v, w["W_O"][layer], w_u)
+            logits = torch.einsum("hnd,hdm,mk->hnk", v, w["W_O"][layer] * weights.post_attn_gain(bridge, layer), w_u)
             out.append((logits.argmax(-1)[:, ok] == (src + shift)[ok]).float())
     return torch.stack(out)
 

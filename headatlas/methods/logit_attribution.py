@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from headatlas.methods.weights import final_ln_linear, head_weights, is_layernorm, optional_param
+from headatlas.methods.weights import (final_ln_linear, has_post_attn_norm, head_weights, is_layernorm,  # noqa: F401
+                                       optional_param)
 
 
 def _at(x: torch.Tensor, position) -> torch.Tensor:
@@ -114,11 +115,6 @@ def head_dla(bridge, tokens: torch.Tensor, correct: torch.Tensor, wrong: torch.T
 # ----------------------------------------------------------------------------- frozen-scale DLA at one position
 
 
-def has_post_attn_norm(bridge) -> bool:
-    """Gemma-style blocks normalise the attention output before adding it to the residual."""
-    return "blocks.0.ln1_post.hook_scale" in bridge.hook_dict
-
-
 def post_scale_hooks(bridge, position: int = -1) -> tuple[list, list | None]:
     """Hooks that keep, per layer, the post-attention norm's scale at one position ([batch]), for
     head_dla_from_z's post_scale; ([], None) for a model without that norm."""
@@ -156,7 +152,7 @@ def head_dla_from_z(bridge, z: list, direction: torch.Tensor, post_scale: list |
     of patching heads (their output reaching the logits from other prompts while every scale
     stays frozen) is the difference of this attribution between the two z's: it is not a
     separate measurement."""
-    from headatlas.methods.weights import norm_gain
+    from headatlas.methods.weights import post_attn_gain
 
     w_o = bridge.W_O.detach().float()
     d_model = w_o.shape[-1]
@@ -164,7 +160,7 @@ def head_dla_from_z(bridge, z: list, direction: torch.Tensor, post_scale: list |
     for layer, zl in enumerate(z):
         o = torch.einsum("bhd,hdm->bhm", zl.float(), w_o[layer])
         if post_scale is not None:
-            o = o * (norm_gain(bridge.blocks[layer].ln1_post, d_model) / post_scale[layer].float().reshape(-1, 1))[:, None]
+            o = o * (post_attn_gain(bridge, layer) / post_scale[layer].float().reshape(-1, 1))[:, None]
         out.append((o * direction[:, None]).sum(-1))
     return torch.stack(out, 1)
 

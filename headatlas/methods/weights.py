@@ -72,6 +72,22 @@ def final_gain(bridge) -> torch.Tensor:
     return norm_gain(bridge.ln_final, bridge.cfg.d_model)
 
 
+def has_post_attn_norm(bridge) -> bool:
+    """Gemma-style blocks normalise the attention output before adding it to the residual."""
+    return "blocks.0.ln1_post.hook_scale" in bridge.hook_dict
+
+
+def post_attn_gain(bridge, layer: int) -> torch.Tensor:
+    """The gain of the norm a layer's attention output passes before the residual stream, [d_model]
+    (Gemma's post-attention norm); ones for models without one, so multiplying by it changes
+    nothing there. Its scale depends on the whole attention output at a position: a reading that
+    freezes it divides by hook_scale; a weights-only reading (OV circuits) leaves it out, as one
+    positive scale per row changes no rank within the row."""
+    if not has_post_attn_norm(bridge):
+        return torch.ones(bridge.cfg.d_model)
+    return norm_gain(bridge.blocks[layer].ln1_post, bridge.cfg.d_model)
+
+
 def final_ln_linear(bridge, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """The final norm as a linear map of one residual-stream component: centre (LayerNorm),
     divide by a frozen scale if given (else leave unscaled), times the gain. No bias: a bias is
@@ -127,8 +143,9 @@ def ov_circuit(bridge, src_ids: torch.Tensor, dst_ids: torch.Tensor, *, through:
                layers: Sequence[int] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Full OV circuit restricted to tokens, one layer at a time: yields (layer, [head, n_src, n_dst])
     logits each head's output adds to the destination tokens when it attends fully to a source
-    token. Output passes through the final norm's gain (centred for LayerNorm) but not its scale:
-    one positive scale per row leaves ranks and z-scores within a row unchanged. Layer by layer
+    token. Output passes through the post-attention norm's gain where the model has one (Gemma)
+    and the final norm's gain (centred for LayerNorm), but not their scales: one positive scale
+    per row leaves ranks and z-scores within a row unchanged. Layer by layer
     because the full [layer, head, n, n] tensor for a thousand tokens would not fit in memory."""
     resid = effective_embedding(bridge, src_ids, through)
     w = head_weights(bridge)
@@ -141,7 +158,7 @@ def ov_circuit(bridge, src_ids: torch.Tensor, dst_ids: torch.Tensor, *, through:
         for layer in layers:
             x = bridge.blocks[layer].ln1(resid)
             v = torch.einsum("nm,hmd->hnd", x, w["W_V"][layer]) + w["b_V"][layer][:, None]
-            ou = torch.einsum("hdm,mk->hdk", w["W_O"][layer], w_u)     # [head, d_head, n_dst]
+            ou = torch.einsum("hdm,mk->hdk", w["W_O"][layer] * post_attn_gain(bridge, layer).to(w_u.dtype), w_u)
             yield layer, torch.einsum("hnd,hdk->hnk", v, ou)
 
 
