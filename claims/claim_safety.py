@@ -57,7 +57,7 @@ def prompts_for(run, data_spec: dict, kind: str) -> rq.ChatPrompts:
     model = run.model
     fmt = rq.chat_format(model.tokenizer, model.info.family if model.info else None)
     texts = rq.requests(kind, int(data_spec["split_seed"]), data_spec["half"], data_spec["frames"],
-                        int(data_spec["seed"]))
+                        int(data_spec["seed"]), bool(data_spec.get("held_out_extra", False)))
     return rq.chat_prompts(model.tokenizer, texts, fmt)
 
 

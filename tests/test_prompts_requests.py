@@ -120,3 +120,23 @@ def test_a_tokenizer_template_gives_the_same_prompt_as_the_hand_written_chatml()
 ])
 def test_reply_openings_are_classified(text, want):
     assert classify(text) is want
+
+
+def test_extra_pairs_join_the_held_out_half_only_and_leave_the_first_requests_as_they_were():
+    """The pairs written after the first runs (EXTRA_REQUEST_PAIRS) extend the test half; the
+    selection half cannot take them, and the original held-out requests keep their wordings."""
+    tasks = [t for pair in rq.REQUEST_PAIRS + rq.EXTRA_REQUEST_PAIRS for t in pair]
+    assert len(set(tasks)) == len(tasks)                                     # no task written twice
+    for kind in ("harmful", "harmless"):
+        for frames, seed in (("explain", 0), ("instruct", 1)):
+            base = rq.requests(kind, 0, "test", frames, seed)
+            more = rq.requests(kind, 0, "test", frames, seed, held_out_extra=True)
+            assert more[: len(base)] == base
+            assert len(more) == len(base) + len(rq.EXTRA_REQUEST_PAIRS)
+            extra = [pair[0 if kind == "harmful" else 1] for pair in rq.EXTRA_REQUEST_PAIRS]
+            assert all(task in text for task, text in zip(extra, more[len(base):]))
+    harmful = rq.requests("harmful", 0, "test", "all", 3, held_out_extra=True)
+    harmless = rq.requests("harmless", 0, "test", "all", 3, held_out_extra=True)
+    assert [h.split(" ")[0] for h in harmful] == [n.split(" ")[0] for n in harmless]   # same frames
+    with pytest.raises(ValueError, match="test half only"):
+        rq.requests("harmful", 0, "select", "all", 10, held_out_extra=True)
