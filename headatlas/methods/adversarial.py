@@ -67,11 +67,13 @@ class Substitution:
 
 
 def worst_substitution(bridge, tokens: torch.Tensor, position: torch.Tensor, candidates: list[torch.Tensor],
-                       objective: Objective, *, top: int = 8) -> Substitution:
+                       objective: Objective, *, top: int = 8, chunk: int = 256) -> Substitution:
     """For each prompt (row of tokens), the replacement of the token at position[row] among
     candidates[row] (token ids) that lowers objective most: the `top` candidates with the most
-    negative first-order estimate are run exactly (one batched pass) and the lowest kept. The
-    original token is never a candidate. All replacements are single tokens, so lengths stay."""
+    negative first-order estimate are run exactly (batched) and the lowest kept. The
+    original token is never a candidate. All replacements are single tokens, so lengths stay.
+    Every prompt tries as many as the prompt with the fewest candidates allows; the exact runs go
+    `chunk` rows at a time."""
     n = tokens.shape[0]
     rows = torch.arange(n)
     grad = embedding_gradient(bridge, tokens, objective)[rows, position]            # [batch, d_model]
@@ -90,7 +92,8 @@ def worst_substitution(bridge, tokens: torch.Tensor, position: torch.Tensor, can
     trial[torch.arange(n * width), position.repeat_interleave(width)] = picks.flatten()
     with torch.inference_mode():
         before = objective(_final_logits(bridge, tokens, []), rows)
-        tried = objective(_final_logits(bridge, trial, []), trial_rows).view(n, width)
+        tried = torch.cat([objective(_final_logits(bridge, trial[i: i + chunk], []), trial_rows[i: i + chunk])
+                           for i in range(0, trial.shape[0], chunk)]).view(n, width)
     best = tried.argmin(1)
     chosen = picks[rows, best]
     adv = tokens.clone()
