@@ -26,7 +26,7 @@ import torch
 from _facts import facts_for
 
 from headatlas.claims import claim
-from headatlas.methods import stats
+from headatlas.methods import stats, weights
 from headatlas.methods.scoring import fmt_head, relative_depth
 from headatlas.methods.weights import final_ln_linear, kv_group
 
@@ -35,7 +35,8 @@ MIN_KNOWN = 8  # known facts in each half (selection, and each held-out variant)
 
 def source_split(bridge, tokens, sources):
     """Each head's final-position output read from the `sources` positions only, through the
-    final norm with the final position's scale frozen: [batch, layer, head, d_model]; and each
+    post-attention norm where the model has one and the final norm, their scales at the final
+    position frozen: [batch, layer, head, d_model]; and each
     head's attention from the final position to those positions: [batch, layer, head]."""
     n_layers = bridge.cfg.n_layers
     group = kv_group(bridge)
@@ -49,6 +50,10 @@ def source_split(bridge, tokens, sources):
     hooks = [(f"blocks.{layer}.attn.hook_{kind}", functools.partial(keep, key=(kind, layer)))
              for layer in range(n_layers) for kind in ("pattern", "v")]
     hooks.append(("ln_final.hook_scale", functools.partial(keep, key="scale")))
+    post = weights.has_post_attn_norm(bridge)   # Gemma: each attention output is normalised first
+    if post:
+        hooks += [(f"blocks.{layer}.ln1_post.hook_scale", functools.partial(keep, key=("post", layer)))
+                  for layer in range(n_layers)]
     with torch.inference_mode():
         bridge.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
     mask = torch.zeros(tokens.shape[1])
@@ -57,7 +62,10 @@ def source_split(bridge, tokens, sources):
     for layer in range(n_layers):
         a = store[("pattern", layer)][:, :, -1].float() * mask              # [batch, head, key]
         v = store[("v", layer)].float().repeat_interleave(group, dim=2)     # [batch, key, head, d_head]
-        outs.append(torch.einsum("bhk,bkhd,hdm->bhm", a, v, w_o[layer].float()))
+        o = torch.einsum("bhk,bkhd,hdm->bhm", a, v, w_o[layer].float())
+        if post:  # the post-attention norm's gain, its scale at the final position frozen
+            o = o * weights.post_attn_gain(bridge, layer) / store[("post", layer)][:, -1].float().reshape(-1, 1, 1)
+        outs.append(o)
         atts.append(a.sum(-1))
     scale = store["scale"][:, -1].float()                                   # [batch, 1]
     out = final_ln_linear(bridge, torch.stack(outs, 1), scale[:, None, None, :])

@@ -273,3 +273,22 @@ def test_head_dla_from_forward_reduce_matches_the_library_dla(name):
                                                           for i in range(b.cfg.n_layers)], return_type=None)
     ref = la.head_dla_from_z(b, [store[i] for i in range(b.cfg.n_layers)], direction, post)   # [batch, layer, head]
     assert torch.allclose(mine.permute(1, 0, 2), ref, atol=1e-3 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m", "gemma-3-270m"])
+def test_source_split_over_every_position_is_the_heads_whole_output(name):
+    """The subject claim's split of each head's final-position output by source token, summed
+    over every source, is the head's whole direct output (Gemma's post-attention norm included)."""
+    from _attn import forward_reduce, head_direct_out
+    from claim_subject import source_split
+
+    from headatlas.models import load_model
+
+    model = load_model(name)
+    b = model.bridge
+    a = pa.acronym_prompts(model.tokenizer, n_prompts=3)
+    out, att = source_split(b, a.clean, list(range(a.clean.shape[1])))
+    r = forward_reduce(b, a.clean, z_at=-1, final_at=-1)
+    ref = head_direct_out(b, r["z"], r["scale"], r["post_scale"]).permute(1, 0, 2, 3)
+    assert torch.allclose(out, ref, atol=1e-4 * float(ref.abs().max()))
+    assert torch.allclose(att.sum(-1), torch.full_like(att.sum(-1), float(model.n_heads)), atol=1e-4)
