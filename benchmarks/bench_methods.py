@@ -124,10 +124,7 @@ def attack_vs_exhaustive(model, n_prompts: int) -> dict:
     cands = [words[int((a.letter_ids == c).nonzero())] for c in a.correct.tolist()]
     pos = a.word_pos[:, 2]
 
-    def margin(logits, rows):
-        lg = logits[:, a.letter_ids]
-        right = a.letter_ids[None] == a.correct[rows][:, None]
-        return lg[right] - lg.masked_fill(right, float("-inf")).logsumexp(-1)
+    margin = adversarial.margin_objective(a.letter_ids, a.correct)
 
     t_guided, guided = timed(adversarial.worst_substitution, model.bridge, a.clean, pos, cands, margin, top=8)
     t0 = time.perf_counter()

@@ -29,15 +29,6 @@ from headatlas.methods import adversarial, scoring, stats
 from headatlas.prompts import patterns
 
 
-def _margin(letter_ids: torch.Tensor, correct: torch.Tensor):
-    """The objective the attack lowers: logit(right initial) - logsumexp(other capitals)."""
-    def objective(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        lg = logits[:, letter_ids]                                             # [n, 26]
-        right = (letter_ids[None] == correct[rows][:, None])
-        return lg[right] - lg.masked_fill(right, float("-inf")).logsumexp(-1)
-    return objective
-
-
 def _attack(model, d: dict):
     """The prompts of one data spec, their attacked twins and what the attribution reads."""
     tok = model.tokenizer
@@ -46,18 +37,16 @@ def _attack(model, d: dict):
     third = a.word_pos[:, 2]
     initial = [int((a.letter_ids == c).nonzero()) for c in a.correct.tolist()]
     sub = adversarial.worst_substitution(model.bridge, a.clean, third, [words[i] for i in initial],
-                                         _margin(a.letter_ids, a.correct), top=int(d.get("top", 8)))
+                                         adversarial.margin_objective(a.letter_ids, a.correct), top=int(d.get("top", 8)))
     rows = torch.arange(a.clean.shape[0])
     pick = lambda pat: pat[rows, :, -1, third].T                                # noqa: E731  [head, batch]
     clean = forward_reduce(model.bridge, a.clean, {"third": pick}, z_at=-1, final_at=-1)
     adv = forward_reduce(model.bridge, sub.tokens, z_at=-1, final_at=-1)
     # The capital the attacked prompt ranks highest besides the right one: the direction of the failure.
     lg_adv = unembed_rows(model.bridge, adv["final"])[:, a.letter_ids]
-    lg_adv[a.letter_ids[None] == a.correct[:, None]] = float("-inf")
-    rival = a.letter_ids[lg_adv.argmax(-1)]
-    lg_clean = unembed_rows(model.bridge, clean["final"])[:, a.letter_ids]
-    answer_clean = a.letter_ids[lg_clean.argmax(-1)]
-    answer_adv = a.letter_ids[unembed_rows(model.bridge, adv["final"])[:, a.letter_ids].argmax(-1)]
+    answer_adv = a.letter_ids[lg_adv.argmax(-1)]
+    rival = a.letter_ids[lg_adv.masked_fill(a.letter_ids[None] == a.correct[:, None], float("-inf")).argmax(-1)]
+    answer_clean = a.letter_ids[unembed_rows(model.bridge, clean["final"])[:, a.letter_ids].argmax(-1)]
     w_u = model.bridge.W_U.detach().float()
     diff = lambda final: (final * (w_u[:, a.correct] - w_u[:, rival]).T).sum(-1)  # noqa: E731  unembedding is linear
     lost = (head_dla(model.bridge, clean["z"], clean["scale"], a.correct, rival, True, clean["post_scale"])

@@ -81,3 +81,13 @@ def test_worst_substitution_keeps_the_exact_worst_of_what_it_tried():
     grad = adversarial.embedding_gradient(b, tokens[:1], objective)[0, 2]
     tried = torch.tensor([300, 301, 302, 303])[torch.argsort(w_e[torch.tensor([300, 301, 302, 303])] @ grad)[:3]]
     assert int(sub.replaced_by[0]) == min(tried.tolist(), key=lambda t: ranked.tolist().index(t))
+
+
+def test_margin_objective_is_the_right_choice_over_the_others():
+    logits = torch.zeros(2, 10)
+    logits[0, 3], logits[0, 5], logits[0, 7] = 4.0, 1.0, 1.0                 # right 3: margin 4 - log(2e)
+    logits[1, 5], logits[1, 3] = 2.0, 3.0                                      # right 5, beaten by 3
+    choices = torch.tensor([3, 5, 7])
+    m = adversarial.margin_objective(choices, torch.tensor([3, 5]))(logits, torch.arange(2))
+    assert m[0] == pytest.approx(4.0 - (1.0 + torch.log(torch.tensor(2.0)).item()), abs=1e-5)
+    assert m[1] < 0

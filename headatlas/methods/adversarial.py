@@ -22,6 +22,17 @@ import torch
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def margin_objective(choice_ids: torch.Tensor, right: torch.Tensor) -> Objective:
+    """logit(right choice) - logsumexp(the other choices) per prompt, where the answer is one of a
+    fixed set of tokens (choice_ids [c]; right [batch] the right one's token id): the quantity an
+    attack on a choice lowers (below 0 the right choice is no longer ranked first)."""
+    def objective(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        lg = logits[:, choice_ids]                                             # [n, c]
+        is_right = choice_ids[None] == right[rows][:, None]
+        return lg[is_right] - lg.masked_fill(is_right, float("-inf")).logsumexp(-1)
+    return objective
+
+
 class _Stop(Exception):
     pass
 
