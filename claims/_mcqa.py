@@ -1,5 +1,5 @@
-"""The multiple-choice data's clean pass, shared by the correct-letter, amplification and
-content-gatherer claims: one forward pass per (model, data) in a session, whichever claim asks
+"""The multiple-choice data's clean pass, shared by the correct-letter, correct, amplification
+and content-gatherer claims: one forward pass per (model, data) in a session, whichever claim asks
 first (headatlas.prompts.patterns.mcqa_prompts)."""
 
 import torch
@@ -23,15 +23,21 @@ def share_on_correct(att: torch.Tensor, answer: torch.Tensor) -> tuple[torch.Ten
     return on, on / att.sum(-1).clamp(min=1e-6)
 
 
+def prompt_options(d: dict, rotate: int = 0) -> dict:
+    """mcqa_prompts' arguments from a claim's data spec (the category task and every object
+    unless the spec names a task and a half)."""
+    return {"n_prompts": int(d["n_prompts"]), "n_shots": int(d["n_shots"]), "template": str(d["template"]),
+            "seed": int(d["seed"]), "shuffle_labels": bool(d.get("shuffle_labels", False)),
+            "task": str(d.get("task", "category")), "half": str(d.get("half", "all")), "rotate": rotate}
+
+
 def clean_pass(model, d: dict) -> dict:
     """The prompts (`q`) and one clean pass read at the answer position: attention to each
     option's label and word ([layer, batch, head, option]), every head's output (`z`), the final
     residual and norm scale, the label logits, the accuracy and the correct letter's margin."""
 
     def compute():
-        q = patterns.mcqa_prompts(model.tokenizer, n_prompts=int(d["n_prompts"]), n_shots=int(d["n_shots"]),
-                                  template=str(d["template"]), seed=int(d["seed"]),
-                                  shuffle_labels=bool(d.get("shuffle_labels", False)))
+        q = patterns.mcqa_prompts(model.tokenizer, **prompt_options(d))
         rows = torch.arange(q.tokens.shape[0])
 
         def at(positions):
@@ -45,9 +51,7 @@ def clean_pass(model, d: dict) -> dict:
         out["margin"] = margin(out["label_logits"], q.answer)
         return out
 
-    keys = ("n_prompts", "n_shots", "template", "seed")
-    key = {k: d[k] for k in keys} | {"shuffle_labels": bool(d.get("shuffle_labels", False))}
-    return memo([model.name, "mcqa-clean-pass", key], compute)
+    return memo([model.name, "mcqa-clean-pass", prompt_options(d)], compute)
 
 
 def label_logit_parts(model, c: dict) -> torch.Tensor:

@@ -12,7 +12,7 @@ of every prompt, about 10 minutes per variant here."""
 
 import torch
 from _attn import fmt, forward_reduce, head_dla, median_depth, patch_z_hooks, unembed_rows
-from _mcqa import clean_pass, share_on_correct
+from _mcqa import clean_pass, prompt_options, share_on_correct
 
 from headatlas.claims import claim
 from headatlas.methods import scoring, stats
@@ -20,12 +20,22 @@ from headatlas.prompts import patterns
 
 
 def _prompts(model, d: dict, rotate: int = 0):
-    return patterns.mcqa_prompts(model.tokenizer, n_prompts=int(d["n_prompts"]), n_shots=int(d["n_shots"]),
-                                 template=str(d["template"]), seed=int(d["seed"]), rotate=rotate)
+    return patterns.mcqa_prompts(model.tokenizer, **prompt_options(d, rotate))
 
 
 def _label_logits(bridge, final: torch.Tensor, label_ids: torch.Tensor) -> torch.Tensor:
     return unembed_rows(bridge, final)[:, label_ids]                        # [batch, n_options]
+
+
+def patched_diff(model, m: dict, heads) -> torch.Tensor:
+    """logit(correct label) - logit(the label the rotation makes correct) per prompt, with the
+    heads' outputs at the answer position patched in from the rotated question (`m` from
+    _measure)."""
+    out = forward_reduce(model.bridge, m["q"].tokens, fwd_hooks=patch_z_hooks(heads, m["corrupt"]["z"], -1),
+                         final_at=-1)
+    rows = torch.arange(out["final"].shape[0])
+    lp = _label_logits(model.bridge, out["final"], m["q"].label_ids)
+    return lp[rows, m["q"].answer] - lp[rows, m["r"].answer]
 
 
 def _measure(model, d: dict, rotate: int, min_accuracy: float = 0.0):
@@ -76,11 +86,7 @@ def test_correct_letter_heads(run):
             run.not_applicable(f"picks the correct letter in {m['accuracy']:.0%} of the held-out prompts "
                                f"({run.variant}); the claim needs {min_acc:.0%}")
         sel, dla, ld = m["selectivity"], m["dla"], m["ld"]
-        out = forward_reduce(model.bridge, m["q"].tokens, fwd_hooks=patch_z_hooks(heads, m["corrupt"]["z"], -1),
-                             final_at=-1)
-        rows = torch.arange(ld.shape[0])
-        lp = _label_logits(model.bridge, out["final"], m["q"].label_ids)
-        patched = lp[rows, m["q"].answer] - lp[rows, m["r"].answer]
+        patched = patched_diff(model, m, heads)
         gap = ld - m["ld_corrupt"]
         set_dla = dla[sets[..., 0], :, sets[..., 1]].sum(1)                 # [n_sets, batch]
         run.measure(accuracy=m["accuracy"], clean_logit_diff=ld, corrupted_logit_diff=m["ld_corrupt"],

@@ -40,6 +40,51 @@ MC_TEMPLATES: dict[str, tuple[str, str, str]] = {
 }
 
 
+# Wiegreffe et al.'s synthetic Colors task: objects whose usual colour everyone knows, so a
+# failure is one of using the answer format, not of knowledge. Object -> colour; objects that are
+# not one token (with a leading space) in a tokenizer are dropped. Every colour word is a single
+# token in the four tokenizers here; the wrong options are other colours of this list.
+COLOR_OBJECTS: dict[str, str] = {
+    "tomatoes": "red", "strawberries": "red", "blood": "red", "cherries": "red", "roses": "red",
+    "grass": "green", "lettuce": "green", "spinach": "green", "broccoli": "green", "peas": "green",
+    "frogs": "green", "snow": "white", "milk": "white", "sugar": "white", "salt": "white",
+    "teeth": "white", "chalk": "white", "cotton": "white", "coal": "black", "charcoal": "black",
+    "tar": "black", "ink": "black", "crows": "black", "chocolate": "brown", "coffee": "brown",
+    "cocoa": "brown", "soil": "brown", "mud": "brown", "cinnamon": "brown", "carrots": "orange",
+    "oranges": "orange", "pumpkins": "orange", "bananas": "yellow", "lemons": "yellow",
+    "sunflowers": "yellow", "sky": "blue", "ocean": "blue", "blueberries": "blue",
+    "lavender": "purple", "pigs": "pink",
+}
+COLORS = ["red", "green", "white", "black", "brown", "orange", "yellow", "blue", "purple", "pink"]
+
+# Question blocks of the Colors task ({x}: the object), keyed like MC_TEMPLATES, whose option
+# lines and answer cues they share.
+COLOR_BLOCKS: dict[str, str] = {
+    "question": "Question: What is the color of {x}?\n",
+    "parens": "What is the usual color of {x}?\n",
+    "inline": "Color of {x}?",
+}
+MC_TASKS = ("category", "color")
+
+
+def color_objects(tokenizer, half: str = "all") -> list[str]:
+    """The Colors objects that are single tokens here. `half` "select" / "test" keeps every
+    other object of each colour (first, third, ... / second, fourth, ...), so heads chosen on one
+    half are judged on objects they were not chosen on, with every colour in both halves."""
+    if half not in ("all", "select", "test"):
+        raise ValueError(f"unknown half {half!r}; expected 'all', 'select' or 'test'")
+    kept = [o for o in COLOR_OBJECTS if single_token(tokenizer, " " + o) is not None]
+    if half == "all":
+        return kept
+    seen: dict[str, int] = {}
+    out = []
+    for o in kept:
+        i = seen[COLOR_OBJECTS[o]] = seen.get(COLOR_OBJECTS[o], -1) + 1
+        if (i % 2 == 0) == (half == "select"):
+            out.append(o)
+    return out
+
+
 @dataclass(frozen=True)
 class MCQA:
     tokens: torch.Tensor            # [batch, pos]
@@ -52,11 +97,16 @@ class MCQA:
 
 def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots: int = 3,
                  template: str = "question", seed: int = 0, balanced: bool = True, rotate: int = 0,
-                 shuffle_labels: bool = False) -> MCQA:
+                 shuffle_labels: bool = False, task: str = "category", half: str = "all") -> MCQA:
     """Few-shot "which of these is a <category>" questions with letter-labelled options.
 
     Each prompt: n_shots solved questions, then the test question and the answer cue. Exactly
-    one option belongs to the category, the others are everyday objects. With `balanced`, the
+    one option belongs to the category, the others are everyday objects.
+
+    `task="color"` asks instead for the usual colour of an object (Wiegreffe et al.'s Colors
+    task, COLOR_OBJECTS): the options are four colours, one right; demonstrations and test
+    questions take their objects from `half` (see color_objects), test objects in a seeded
+    cycle so each appears about equally often. With `balanced`, the
     correct position of the test questions cycles through all options (then the batch is
     shuffled), so a head or a model that always favours one letter is at chance.
 
@@ -71,6 +121,8 @@ def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots:
     """
     if template not in MC_TEMPLATES:
         raise ValueError(f"unknown template {template!r}; known: {sorted(MC_TEMPLATES)}")
+    if task not in MC_TASKS:
+        raise ValueError(f"unknown multiple-choice task {task!r}; known: {list(MC_TASKS)}")
     block, line, cue = MC_TEMPLATES[template]
     gen = torch.Generator().manual_seed(seed)
     labels = [chr(ord("A") + i) for i in range(n_options)]
@@ -78,6 +130,20 @@ def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots:
             for c, ws in MC_CATEGORIES.items()}
     cats = {c: ws for c, ws in cats.items() if len(ws) >= 2 and single_token(tokenizer, " " + c) is not None}
     distract = [w for w in MC_DISTRACTORS if single_token(tokenizer, " " + w) is not None]
+    objects = color_objects(tokenizer, half) if task == "color" else []
+    if task == "color" and len(objects) < n_shots + 1:
+        raise ValueError(f"only {len(objects)} Colors objects are single tokens in this half; need {n_shots + 1}")
+
+    def draw(key: str) -> tuple[str, str, list[str]]:
+        """The question block, the right option and the wrong ones for a category / an object."""
+        if task == "color":
+            right = COLOR_OBJECTS[key]
+            others = [c for c in COLORS if c != right]
+            wrong = [others[j] for j in torch.randperm(len(others), generator=gen)[: n_options - 1].tolist()]
+            return COLOR_BLOCKS[template].format(x=key), right, wrong
+        right = cats[key][int(torch.randint(len(cats[key]), (1,), generator=gen))]
+        wrong = [distract[j] for j in torch.randperm(len(distract), generator=gen)[: n_options - 1].tolist()]
+        return block.format(cat=key, a="an" if key[0] in "aeiou" else "a"), right, wrong
     # The label as emitted after the cue: " A" after "Answer:", "A" after "(".
     emit_space = not cue.endswith("(")
     label_ids = [single_token(tokenizer, (" " if emit_space else "") + lab) for lab in labels]
@@ -96,12 +162,13 @@ def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots:
     if any(t is None for t in label_tok):
         raise ValueError(f"option labels are not single tokens in line {line!r}")
 
-    def question(cat: str, right: str, wrong: list[str], k: int, shift: int = 0,
+    def question(head: str, right: str, wrong: list[str], k: int, shift: int = 0,
                  perm: list[int] | None = None) -> tuple[list[int], list[int], list[int]]:
-        """The question with the right word at place k (before `shift`); `perm[p]` is the letter
-        shown at place p. Returns the tokens and, by letter, the label and word positions."""
+        """The question (block text `head`) with the right word at place k (before `shift`);
+        `perm[p]` is the letter shown at place p. Returns the tokens and, by letter, the label and
+        word positions."""
         perm = perm or list(range(n_options))
-        seq = piece(block.format(cat=cat, a="an" if cat[0] in "aeiou" else "a"))
+        seq = piece(head)
         lpos, wpos = [0] * n_options, [0] * n_options
         words = wrong[:k] + [right] + wrong[k:]
         if shift:
@@ -119,29 +186,33 @@ def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots:
 
     order = torch.randperm(n_prompts, generator=gen).tolist()
     rows, lps, wps, answers = [], [], [], []
-    cat_names = list(cats)
+    keys = objects if task == "color" else list(cats)
+    cycle = torch.randperm(len(objects), generator=gen).tolist() if task == "color" else []
     for i in range(n_prompts):
         seq = list(bos_prefix(tokenizer))
-        # Demonstrations: other categories than the test one, answers at random positions.
-        test_cat = cat_names[int(torch.randint(len(cat_names), (1,), generator=gen))]
-        demo_cats = [c for c in cat_names if c != test_cat]
-        demo_cats = [demo_cats[j] for j in torch.randperm(len(demo_cats), generator=gen).tolist()][:n_shots]
-        for c in demo_cats:
-            right = cats[c][int(torch.randint(len(cats[c]), (1,), generator=gen))]
-            wrong = [distract[j] for j in torch.randperm(len(distract), generator=gen)[: n_options - 1].tolist()]
+        # Demonstrations: other categories (objects of other colours) than the test question's,
+        # answers at random positions.
+        if task == "color":
+            test_key = objects[cycle[i % len(objects)]]
+            demo_keys = [o for o in keys if COLOR_OBJECTS[o] != COLOR_OBJECTS[test_key]]
+        else:
+            test_key = keys[int(torch.randint(len(keys), (1,), generator=gen))]
+            demo_keys = [c for c in keys if c != test_key]
+        demo_keys = [demo_keys[j] for j in torch.randperm(len(demo_keys), generator=gen).tolist()][:n_shots]
+        for c in demo_keys:
+            head, right, wrong = draw(c)
             k = int(torch.randint(n_options, (1,), generator=gen))
             perm = shuffled()
-            q, _, _ = question(c, right, wrong, k, perm=perm)
+            q, _, _ = question(head, right, wrong, k, perm=perm)
             close = encode(tokenizer, ")") if cue.endswith("(") else []
             shown = perm[k] if perm else k
             seq += q + encode(tokenizer, cue) + [label_ids[shown]] + close + encode(tokenizer, "\n\n" if "\n" in block else " ")
-        right = cats[test_cat][int(torch.randint(len(cats[test_cat]), (1,), generator=gen))]
-        wrong = [distract[j] for j in torch.randperm(len(distract), generator=gen)[: n_options - 1].tolist()]
+        head, right, wrong = draw(test_key)
         k = order[i] % n_options if balanced else int(torch.randint(n_options, (1,), generator=gen))
         perm = shuffled()
         if perm and balanced:
             k = perm.index(k)                       # balance the correct letter, not its place
-        q, lpos, wpos = question(test_cat, right, wrong, k, rotate % n_options, perm)
+        q, lpos, wpos = question(head, right, wrong, k, rotate % n_options, perm)
         k = (k + rotate) % n_options
         lps.append([len(seq) + p for p in lpos])
         wps.append([len(seq) + p for p in wpos])
