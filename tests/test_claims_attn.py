@@ -71,6 +71,47 @@ def test_mcqa_shuffled_labels_are_indexed_by_letter(tok, template):
                        .tokens[0, : int(q.letter_pos[0].min())])
 
 
+def test_color_objects_halves_split_every_colour(tok):
+    select, test = pa.color_objects(tok, "select"), pa.color_objects(tok, "test")
+    assert not set(select) & set(test)
+    assert sorted(select + test) == sorted(pa.color_objects(tok))
+    by_colour = {}
+    for o in pa.color_objects(tok):
+        by_colour.setdefault(pa.COLOR_OBJECTS[o], []).append(o)
+    for colour, objs in by_colour.items():         # a colour with two objects or more is in both halves
+        if len(objs) >= 2:
+            assert any(pa.COLOR_OBJECTS[o] == colour for o in select)
+            assert any(pa.COLOR_OBJECTS[o] == colour for o in test)
+    with pytest.raises(ValueError, match="unknown half"):
+        pa.color_objects(tok, "train")
+
+
+@pytest.mark.parametrize("template", sorted(pa.MC_TEMPLATES))
+def test_color_task_asks_held_out_objects_with_their_colour_as_the_answer(tok, template):
+    q = pa.mcqa_prompts(tok, n_prompts=16, n_shots=3, template=template, seed=3, task="color", half="test")
+    held_out = set(pa.color_objects(tok, "test"))
+    asked = []
+    for i in range(16):
+        text = dec(tok, q.tokens[i, : int(q.letter_pos[i].min())])
+        obj = [o for o in pa.COLOR_OBJECTS if f" {o}?" in text.rsplit("\n\n", 1)[-1].rsplit(".", 1)[-1]]
+        assert len(obj) == 1 and obj[0] in held_out
+        asked.append(obj[0])
+        options = [dec(tok, [q.tokens[i, p]]).strip() for p in q.word_pos[i]]
+        assert options[int(q.answer[i])] == pa.COLOR_OBJECTS[obj[0]]        # the right letter names its colour
+        assert len(set(options)) == 4 and set(options) <= set(pa.COLORS)
+        # demonstrations come from the same half, never of the asked object's colour
+        demos = [o for o in pa.COLOR_OBJECTS if f" {o}?" in text and o != obj[0]]
+        assert demos and set(demos) <= held_out
+        assert all(pa.COLOR_OBJECTS[o] != pa.COLOR_OBJECTS[obj[0]] for o in demos)
+    assert sorted(q.answer.tolist()) == sorted([0, 1, 2, 3] * 4)
+    assert len(set(asked)) >= 8                                            # objects cycle, not one repeated
+    r = pa.mcqa_prompts(tok, n_prompts=16, n_shots=3, template=template, seed=3, task="color", half="test", rotate=1)
+    assert torch.equal(r.answer, (q.answer + 1) % 4)
+    assert not (q.tokens != r.tokens)[:, : int(q.letter_pos.min())].any()
+    with pytest.raises(ValueError, match="unknown multiple-choice task"):
+        pa.mcqa_prompts(tok, task="colour")
+
+
 @pytest.mark.parametrize("no_first", [False, True])
 def test_yes_no_option_positions(tok, no_first):
     d = pa.yes_no_prompts(tok, n_prompts=6, template="answer-with", no_first=no_first, seed=0)
