@@ -513,6 +513,54 @@ def sentence_text(tokenizer, *, corpus: str = "filler", n_prompts: int = 2, n_to
     return torch.tensor(rows)
 
 
+# Python source built from seeded templates, for heads whose behaviour depends on the domain of
+# the text (active-dormant heads: Guo et al. find one in Llama 2 active on code and dormant on
+# prose). Names alternate between two halves so heads chosen on one are judged on the other.
+CODE_NAMES = ["count", "total", "value", "items", "index", "result", "data", "name", "size", "width",
+              "height", "offset", "buffer", "key", "node", "path", "line", "text", "score", "limit",
+              "start", "stop", "step", "state"]
+CODE_FUNCS = ["compute", "update", "parse", "load", "merge", "scale", "clean", "build", "fetch", "split",
+              "check", "render", "apply", "reset", "store", "format"]
+CODE_BLOCKS = [
+    "def {f}({a}, {b}):\n    {x} = {a} + {b}\n    if {x} > {n}:\n        return {x} - {n}\n    return {x}\n\n",
+    "def {f}({a}):\n    {x} = []\n    for {b} in range({n}):\n        {x}.append({a} * {b})\n    return {x}\n\n",
+    "class {F}:\n    def __init__(self, {a}):\n        self.{a} = {a}\n        self.{x} = {n}\n\n",
+    "{x} = {f}({n}, {m})\nprint({x})\n",
+    "for {a} in range({n}):\n    if {a} % {m} == 0:\n        {x} += {a}\n",
+    "{x} = {{\"{a}\": {n}, \"{b}\": {m}}}\n{x}[\"{a}\"] += 1\n",
+    "while {a} < {n}:\n    {a} = {a} + {m}\n    {b} = {a} // 2\n",
+    "import {f}\n{x} = {f}.{b}({a}, {n})\n",
+]
+TEXT_HALVES = ("all", "select", "test")
+
+
+def code_text(tokenizer, *, n_prompts: int = 8, n_tokens: int = 96, seed: int = 0, half: str = "all") -> torch.Tensor:
+    """[BOS] + seeded Python snippets (CODE_BLOCKS with names and numbers filled in), cut to
+    n_tokens: [batch, n_tokens]. `half` "select" / "test" draws names from every other entry of
+    CODE_NAMES and CODE_FUNCS (even / odd places)."""
+    if half not in TEXT_HALVES:
+        raise ValueError(f"unknown half {half!r}; expected one of {TEXT_HALVES}")
+    pick = {"all": slice(None), "select": slice(0, None, 2), "test": slice(1, None, 2)}[half]
+    names, funcs = CODE_NAMES[pick], CODE_FUNCS[pick]
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(pool: list[str]) -> str:
+        return pool[int(torch.randint(len(pool), (1,), generator=gen))]
+
+    rows = []
+    for _ in range(n_prompts):
+        seq = list(bos_prefix(tokenizer))
+        while len(seq) < n_tokens:
+            block = CODE_BLOCKS[int(torch.randint(len(CODE_BLOCKS), (1,), generator=gen))]
+            a, b, x = (names[j] for j in torch.randperm(len(names), generator=gen)[:3].tolist())
+            f = draw(funcs)
+            seq += encode(tokenizer, block.format(f=f, F=f.capitalize(), a=a, b=b, x=x,
+                                                  n=int(torch.randint(2, 100, (1,), generator=gen)),
+                                                  m=int(torch.randint(2, 10, (1,), generator=gen))))
+        rows.append(seq[:n_tokens])
+    return torch.tensor(rows)
+
+
 def random_token_text(tokenizer, vocab_size: int, *, n_prompts: int = 4, n_tokens: int = 64, seed: int = 0,
                       repeat: bool = False) -> torch.Tensor:
     """[BOS] + uniformly random ordinary tokens ([batch, n_tokens]); with `repeat`, the second half
