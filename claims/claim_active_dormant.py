@@ -42,6 +42,7 @@ def sink_and_output(bridge, tokens: torch.Tensor, start: int) -> dict[str, torch
     w_o = bridge.W_O.detach().float()
     post = weights.has_post_attn_norm(bridge)
     norms: list = [None] * n_layers
+    scales: list = [1.0] * n_layers
 
     def on_z(z, hook, layer):
         out = torch.einsum("bphd,hdm->bphm", z[:, start:].detach().float(), w_o[layer])
@@ -49,7 +50,7 @@ def sink_and_output(bridge, tokens: torch.Tensor, start: int) -> dict[str, torch
         return z
 
     def on_post_scale(x, hook, layer):           # Gemma: each position's attention output is normalised
-        norms[layer] = norms[layer] / x[:, start:].detach().float()
+        scales[layer] = x[:, start:].detach().float().clone()                           # (this hook may fire first)
         return x
 
     hooks = [(f"blocks.{i}.attn.hook_z", lambda z, hook, i=i: on_z(z, hook, i)) for i in range(n_layers)]
@@ -57,7 +58,8 @@ def sink_and_output(bridge, tokens: torch.Tensor, start: int) -> dict[str, torch
         hooks += [(f"blocks.{i}.ln1_post.hook_scale", lambda x, hook, i=i: on_post_scale(x, hook, i))
                   for i in range(n_layers)]
     out = forward_reduce(bridge, tokens, {"sink": lambda p: p[:, :, start:, 0].mean(-1)}, fwd_hooks=hooks, final_at=-1)
-    return {"sink": out["sink"].permute(1, 0, 2), "norm": torch.stack([x.mean(1) for x in norms], 1)}
+    return {"sink": out["sink"].permute(1, 0, 2),
+            "norm": torch.stack([(x / sc).mean(1) for x, sc in zip(norms, scales)], 1)}
 
 
 def measure(model, d: dict, start: int) -> dict[str, dict[str, torch.Tensor]]:

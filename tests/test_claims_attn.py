@@ -333,3 +333,35 @@ def test_source_split_over_every_position_is_the_heads_whole_output(name):
     ref = head_direct_out(b, r["z"], r["scale"], r["post_scale"]).permute(1, 0, 2, 3)
     assert torch.allclose(out, ref, atol=1e-4 * float(ref.abs().max()))
     assert torch.allclose(att.sum(-1), torch.full_like(att.sum(-1), float(model.n_heads)), atol=1e-4)
+
+
+def test_code_text_halves_use_disjoint_names(tok):
+    sel = pa.code_text(tok, n_prompts=6, n_tokens=80, seed=4, half="select")
+    test = pa.code_text(tok, n_prompts=6, n_tokens=80, seed=4, half="test")
+    assert sel.shape == test.shape == (6, 80)
+    assert torch.equal(sel, pa.code_text(tok, n_prompts=6, n_tokens=80, seed=4, half="select"))   # seeded
+
+    def names(x, pool):
+        text = " ".join(dec(tok, row) for row in x)
+        return {w for w in pool if f"{w}(" in text or f" {w} " in text or f"({w}" in text or f" {w}." in text}
+    assert names(sel, pa.CODE_NAMES + pa.CODE_FUNCS) <= set(pa.CODE_NAMES[0::2] + pa.CODE_FUNCS[0::2])
+    assert names(test, pa.CODE_NAMES + pa.CODE_FUNCS) <= set(pa.CODE_NAMES[1::2] + pa.CODE_FUNCS[1::2])
+    assert names(test, pa.CODE_NAMES)                                      # the check above saw some names
+    with pytest.raises(ValueError, match="unknown half"):
+        pa.code_text(tok, half="train")
+
+
+def test_sink_and_output_match_a_direct_computation():
+    from claim_active_dormant import sink_and_output
+
+    model = smollm2()
+    tokens = pa.code_text(model.tokenizer, n_prompts=2, n_tokens=24, seed=0)
+    got = sink_and_output(model.bridge, tokens, start=5)
+    _, cache = model.bridge.run_with_cache(tokens)
+    for layer in (0, 17):
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
+        z = cache[f"blocks.{layer}.attn.hook_z"]
+        want_sink = pattern[:, :, 5:, 0].mean(-1)                                      # [batch, head]
+        want_norm = torch.einsum("bphd,hdm->bphm", z[:, 5:], model.bridge.W_O[layer]).norm(dim=-1).mean(1)
+        assert torch.allclose(got["sink"][:, layer], want_sink, atol=1e-5)
+        assert torch.allclose(got["norm"][:, layer], want_norm, rtol=1e-4)
