@@ -19,7 +19,7 @@ format, not at the fact. The objects are split in two: heads are chosen on the s
 
 import torch
 from _attn import fmt, median_depth
-from claim_correct_letter import _measure, patched_diff
+from claim_correct_letter import gated_measure, patched_diff
 
 from headatlas.claims import claim
 from headatlas.methods import scoring, stats
@@ -31,10 +31,7 @@ def test_correct_heads(run):
     k, min_acc, rotate = int(p["k"]), float(p["min_accuracy"]), int(p["rotate"])
 
     # Select: the heads whose direct output most promotes the correct symbol, on selection objects.
-    s = _measure(model, run.selection_data, rotate, min_acc)
-    if s["accuracy"] < min_acc:
-        run.not_applicable(f"picks the right colour's letter in {s['accuracy']:.0%} of the selection prompts "
-                           f"(chance 25%); the claim needs {min_acc:.0%}")
+    s = gated_measure(run, run.selection_data, rotate, min_acc, "the right colour's letter", False)
     score = s["dla"].mean(1)                                                 # [layer, head]
     heads = scoring.top_heads(score, k)
     run.select(heads, selection_accuracy=s["accuracy"], top_selection_dla=score[heads[0]])
@@ -44,10 +41,7 @@ def test_correct_heads(run):
 
     # Measure on held-out objects and templates.
     for data in run.variants():
-        m = _measure(model, data, rotate, min_acc)
-        if m["accuracy"] < min_acc:
-            run.not_applicable(f"picks the right colour's letter in {m['accuracy']:.0%} of the held-out prompts "
-                               f"({run.variant}); the claim needs {min_acc:.0%}")
+        m = gated_measure(run, data, rotate, min_acc, "the right colour's letter", True)
         dla, ld = m["dla"], m["ld"]
         patched = patched_diff(model, m, heads)
         gap = ld - m["ld_corrupt"]

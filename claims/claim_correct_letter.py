@@ -27,6 +27,16 @@ def _label_logits(bridge, final: torch.Tensor, label_ids: torch.Tensor) -> torch
     return unembed_rows(bridge, final)[:, label_ids]                        # [batch, n_options]
 
 
+def gated_measure(run, data: dict, rotate: int, min_acc: float, what: str, held_out: bool) -> dict:
+    """_measure on one data spec; the claim is not applicable, with the accuracy, where the model
+    picks `what` in fewer than min_acc of the prompts."""
+    m = _measure(run.model, data, rotate, min_acc)
+    if m["accuracy"] < min_acc:
+        where = f"of the held-out prompts ({run.variant})" if held_out else "of the selection prompts (chance 25%)"
+        run.not_applicable(f"picks {what} in {m['accuracy']:.0%} {where}; the claim needs {min_acc:.0%}")
+    return m
+
+
 def patched_diff(model, m: dict, heads) -> torch.Tensor:
     """logit(correct label) - logit(the label the rotation makes correct) per prompt, with the
     heads' outputs at the answer position patched in from the rotated question (`m` from
@@ -69,10 +79,7 @@ def test_correct_letter_heads(run):
     k, min_acc, rotate = int(p["k"]), float(p["min_accuracy"]), int(p["rotate"])
 
     # Selection: attention to the correct label x the head's direct push on it, on selection prompts.
-    s = _measure(model, run.selection_data, rotate, min_acc)
-    if s["accuracy"] < min_acc:
-        run.not_applicable(f"picks the correct letter (first of the four labels) in {s['accuracy']:.0%} of the "
-                           f"selection prompts (chance 25%); the claim needs {min_acc:.0%}")
+    s = gated_measure(run, run.selection_data, rotate, min_acc, "the correct letter (first of the four labels)", False)
     score = s["to_correct"].mean(1) * s["dla"].mean(1).clamp(min=0)
     heads = scoring.top_heads(score, k)
     run.select(heads, top_selection_score=score[heads[0]])
@@ -81,10 +88,7 @@ def test_correct_letter_heads(run):
     hv = torch.tensor(heads)
 
     for data in run.variants():
-        m = _measure(model, data, rotate, min_acc)
-        if m["accuracy"] < min_acc:
-            run.not_applicable(f"picks the correct letter in {m['accuracy']:.0%} of the held-out prompts "
-                               f"({run.variant}); the claim needs {min_acc:.0%}")
+        m = gated_measure(run, data, rotate, min_acc, "the correct letter", True)
         sel, dla, ld = m["selectivity"], m["dla"], m["ld"]
         patched = patched_diff(model, m, heads)
         gap = ld - m["ld_corrupt"]
