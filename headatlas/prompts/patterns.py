@@ -596,6 +596,65 @@ SYLLABLES = ["bla", "zor", "quin", "trex", "vol", "mup", "dra", "snik", "plo", "
 
 
 @dataclass(frozen=True)
+class RareWords:
+    tokens: torch.Tensor       # [batch, pos]
+    rare: torch.Tensor         # [batch, pos] True at the tokens of the rare word
+    common: torch.Tensor       # [batch, pos] True at the tokens of the common word
+    queries: torch.Tensor      # [batch, pos] True at the positions after both words (where heads are read)
+
+
+RARE_FRAME = " The word was{w}."
+
+
+def rare_word_prompts(tokenizer, *, n_prompts: int = 16, n_tokens: int = 96, corpus: str = "filler",
+                      half: str = "all", seed: int = 0) -> RareWords:
+    """Running text (sentences of `corpus`) into which two sentences of the same frame are
+    inserted, " The word was photosynthesis." and " The word was house.": one with an uncommon
+    long word (LONG_WORDS), one with an everyday word (COMMON), in a seeded order, both in the
+    first part of the text (at least 16 positions follow them). Only the word differs between the two, so a head that prefers the
+    rare word from the positions after both prefers it for its rarity, not its place or frame.
+    `half` "select" / "test" takes every other word of both lists (even / odd places)."""
+    if corpus not in CORPORA:
+        raise ValueError(f"unknown corpus {corpus!r}; known: {sorted(CORPORA)}")
+    if half not in TEXT_HALVES:
+        raise ValueError(f"unknown half {half!r}; expected one of {TEXT_HALVES}")
+    pick = {"all": slice(None), "select": slice(0, None, 2), "test": slice(1, None, 2)}[half]
+    rares, commons = LONG_WORDS[pick], [w for w in COMMON[pick] if single_token(tokenizer, " " + w) is not None]
+    sents = CORPORA[corpus]
+    gen = torch.Generator().manual_seed(seed)
+
+    def sentence() -> list[int]:
+        return encode(tokenizer, sents[int(torch.randint(len(sents), (1,), generator=gen))])
+
+    rows, rare_m, common_m, query_m = [], [], [], []
+    for i in range(n_prompts):
+        rare = rares[int(torch.randint(len(rares), (1,), generator=gen))]
+        common = commons[int(torch.randint(len(commons), (1,), generator=gen))]
+        order = [("rare", rare), ("common", common)] if i % 2 == 0 else [("common", common), ("rare", rare)]
+        seq, marks = list(bos_prefix(tokenizer)), {}
+        seq += sentence()
+        for kind, word in order:
+            pre, post = RARE_FRAME.split("{w}")
+            seq += encode(tokenizer, pre)
+            w = encode(tokenizer, " " + word)
+            marks[kind] = list(range(len(seq), len(seq) + len(w)))
+            seq += w + encode(tokenizer, post) + sentence()
+        first_query = len(seq)                    # queries: after both frames and the sentence that follows
+        while len(seq) < n_tokens:
+            seq += sentence()
+        if n_tokens - first_query < 16:
+            raise ValueError(f"only {n_tokens - first_query} positions follow the inserted words; raise n_tokens ({n_tokens})")
+        seq = seq[:n_tokens]
+        mask = lambda idx: [j in idx for j in range(n_tokens)]  # noqa: E731
+        rows.append(seq)
+        rare_m.append(mask(set(marks["rare"])))
+        common_m.append(mask(set(marks["common"])))
+        query_m.append([j >= first_query for j in range(n_tokens)])
+    t = torch.tensor
+    return RareWords(t(rows), t(rare_m), t(common_m), t(query_m))
+
+
+@dataclass(frozen=True)
 class Words:
     tokens: torch.Tensor    # [batch, pos]
     word_ids: torch.Tensor  # [batch, pos] index of the word each token belongs to; -1 for BOS
