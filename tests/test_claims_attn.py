@@ -365,3 +365,23 @@ def test_sink_and_output_match_a_direct_computation():
         want_norm = torch.einsum("bphd,hdm->bphm", z[:, 5:], model.bridge.W_O[layer]).norm(dim=-1).mean(1)
         assert torch.allclose(got["sink"][:, layer], want_sink, atol=1e-5)
         assert torch.allclose(got["norm"][:, layer], want_norm, rtol=1e-4)
+
+
+def test_rare_word_prompts_mark_both_words_and_query_after_them(tok):
+    r = pa.rare_word_prompts(tok, n_prompts=8, n_tokens=96, corpus="story", half="test", seed=1)
+    assert r.tokens.shape == r.rare.shape == r.common.shape == r.queries.shape == (8, 96)
+    for i in range(8):
+        rare = dec(tok, r.tokens[i][r.rare[i]]).strip()
+        common = dec(tok, r.tokens[i][r.common[i]]).strip()
+        assert rare in pa.LONG_WORDS[1::2] and common in pa.COMMON[1::2]          # the held-out halves
+        text = dec(tok, r.tokens[i])
+        assert f"The word was {rare}." in text and f"The word was {common}." in text
+        rare_at, common_at = r.rare[i].nonzero()[:, 0], r.common[i].nonzero()[:, 0]
+        assert (rare_at[0] < common_at[0]) == (i % 2 == 0)                      # the order alternates
+        first = int(r.queries[i].nonzero()[0, 0])
+        assert first > max(int(rare_at[-1]), int(common_at[-1])) and r.queries[i, first:].all()
+        assert int(r.queries[i].sum()) >= 16
+    sel = pa.rare_word_prompts(tok, n_prompts=8, n_tokens=96, corpus="filler", half="select", seed=1)
+    assert {dec(tok, sel.tokens[i][sel.rare[i]]).strip() for i in range(8)} <= set(pa.LONG_WORDS[0::2])
+    with pytest.raises(ValueError, match="raise n_tokens"):
+        pa.rare_word_prompts(tok, n_tokens=40)
