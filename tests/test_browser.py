@@ -359,15 +359,22 @@ def test_phone_width_keeps_every_column_of_the_head_index_on_screen(phone, base_
 
 
 @functools.cache
-def _without_claim(status: str) -> str:
-    """The name of the first entry without a claim whose reason reads as `status` (measured-absent,
-    no-claim, ...), from the real catalogue, as entries gain claims over time."""
+def _without_claim(status: str | None = None) -> tuple[str, str, str]:
+    """(name, badge label, badge class) of the first entry without a claim whose reason reads as
+    `status` ("no-claim", ...), or, with None, as any measured status (measured and absent,
+    measured but not established, task not done), from the real catalogue, as entries gain
+    claims over time."""
     from headatlas.catalogue import find_root, load_catalogue
     from headatlas.site.pages import SiteBuilder
 
     site = SiteBuilder(load_catalogue(find_root(Path(__file__).parent)), {})
-    return next(e.name for e in sorted(site.cat.heads.values(), key=lambda e: e.name)
-                if not e.claims and site.no_claim_status(e)[0] == status)
+    for e in sorted(site.cat.heads.values(), key=lambda e: e.name):
+        if e.claims:
+            continue
+        key, label, css = site.no_claim_status(e)
+        if key == status or (status is None and key != "no-claim"):
+            return e.name, label, css
+    raise LookupError(f"no entry without a claim has status {status or 'measured'}")
 
 
 def _index_row(page, name: str):
@@ -387,9 +394,9 @@ def test_head_index_has_a_description_and_a_badge_per_model(page, base_url):
     assert row.locator(".ha-mv[data-model=gemma-3-270m] .ha-badge.ha-near-miss").is_visible()
     assert row.locator(".ha-mv[data-model=gpt2] .ha-badge.ha-not-run").is_visible()
     # measured and absent is not "no claim yet"
-    measured_name, none_name = _without_claim("measured-absent"), _without_claim("no-claim")
+    (measured_name, label, css), none_name = _without_claim(), _without_claim("no-claim")[0]
     measured = _index_row(page, measured_name)
-    assert measured.locator(".ha-badge.ha-measured-absent").inner_text() == "measured: absent"
+    assert measured.locator(f".ha-badge.{css}").inner_text() == label
     none = _index_row(page, none_name)
     assert none.locator(".ha-badge.ha-none").inner_text() == "no claim yet"
     # near-duplicates link each other
@@ -419,10 +426,11 @@ def test_head_index_filters_by_stage_status_and_model(page, base_url):
     page.get_by_placeholder("Filter rows…").fill("")
     assert shown.locator("td:first-child").all_inner_texts() == ["Previous-token head"]
     page.select_option("select[data-facet=model]", "")
-    page.select_option("select[data-facet=status]", "measured: absent")
+    measured_name, label, css = _without_claim()
+    page.select_option("select[data-facet=status]", label)
     names = shown.locator("td:first-child").all_inner_texts()
-    assert _without_claim("measured-absent") in names and _without_claim("no-claim") not in names
-    assert shown.locator(".ha-badge.ha-measured-absent").count() == len(names)
+    assert measured_name in names and _without_claim("no-claim")[0] not in names
+    assert shown.locator(f".ha-badge.{css}").count() == len(names)
     page.select_option("select[data-facet=status]", "")
     assert shown.count() == total
     assert page.errors == [], page.errors

@@ -857,3 +857,18 @@ def test_families_come_from_the_catalogue_and_are_ordered_by_size(one_check):
     assert "**Moves**" in md and "depth 0.12 → 0.55, deeper by 0.43" in md
     nav = next(x for x in site.nav() if "Scale within a family" in x)["Scale within a family"]
     assert nav == ["families/index.md", {"Test": "families/test.md"}]
+
+
+@pytest.mark.parametrize("reason, key", [
+    ("Measured and absent on the default model: the best head gives 0.08.", "measured-absent"),
+    ("No claim: the effect is absent on SmolLM2-135M.", "measured-absent"),
+    ("No claim: the effect is not concentrated in a few heads on SmolLM2-135M.", "measured-unclear"),
+    ("No claim runs here: SmolLM2-135M does not do the task (0 of 20).", "task-not-done"),
+    ("No claim runs here: the data set is not available.", "no-claim"),
+])
+def test_an_entry_without_a_claim_gets_its_status_from_its_reason(reason, key):
+    from headatlas.site.pages import SiteBuilder
+
+    site = SiteBuilder(load_catalogue(find_root(Path(__file__).parent)), {})
+    entry = next(e for e in site.cat.heads.values() if not e.claims)
+    assert site.no_claim_status(entry.model_copy(update={"no_claim_reason": reason}))[0] == key
