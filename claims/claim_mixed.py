@@ -5,7 +5,7 @@ attributes of the relation's kind.
 
 Same prompts and split as the subject, mover and relation claims (claims/_facts.py): facts the
 model gets right, countries split in two by name. Each head's final-position output is split by
-source token (claim_subject.source_split) and projected through the final norm (scale frozen)
+source token (claim_subject.source_splits, one pass) and projected through the final norm (scale frozen)
 onto the unembedding:
 
 - subject part: the subject-sourced output on W_U[answer] - mean W_U[the relation's answers],
@@ -20,9 +20,9 @@ same value of every other head of the model.
 """
 
 import torch
-from _facts import columns, facts_for, last_residual
+from _facts import columns, facts_for
 from claim_mover import MIN_KNOWN
-from claim_subject import attribute_direction, source_split
+from claim_subject import attribute_direction, source_splits
 
 from headatlas.claims import claim
 from headatlas.methods import stats
@@ -34,10 +34,9 @@ def parts(bridge, facts) -> dict[str, torch.Tensor]:
     its attention to the subject and to the relation words, and the model's own attribute margin
     and category preference [batch]."""
     w_u = bridge.W_U.detach().float()
-    out_s, att_s = source_split(bridge, facts.tokens, [facts.subject_pos])
-    out_r, att_r = source_split(bridge, facts.tokens, facts.relation_pos)
+    ((out_s, att_s), (out_r, att_r)), final = source_splits(bridge, facts.tokens, [[facts.subject_pos], facts.relation_pos])
     category = w_u[:, facts.candidates].mean(1) - w_u[:, facts.other_candidates].mean(1)
-    lg = columns(bridge, last_residual(bridge, facts.tokens), torch.cat([facts.candidates, facts.other_candidates]))
+    lg = columns(bridge, final, torch.cat([facts.candidates, facts.other_candidates]))
     n_own = len(facts.candidates)
     which = (facts.candidates[None] == facts.answer[:, None]).float().argmax(1)          # answer among candidates
     answer_logit = lg[:, :n_own].gather(1, which[:, None])[:, 0]
@@ -85,10 +84,11 @@ def test_mixed_heads(run):
             subject_attention=m["subject_attention"][:, layer, head],
             relation_attention=m["relation_attention"][:, layer, head],
             top_heads_depth=relative_depth(layer, model.n_layers))
-        every = weaker_share(m["subject"], m["relation"], m["margin"], m["preference"]).flatten()
+        shares = weaker_share(m["subject"], m["relation"], m["margin"], m["preference"])     # [layer, head]
+        every = shares.flatten()
         run.null("all_other_heads", torch.cat([every[:flat], every[flat + 1:]]))
         if run.is_primary:
-            run.artifact(scores=weaker_share(m["subject"], m["relation"], m["margin"], m["preference"]).tolist(),
+            run.artifact(scores=shares.tolist(),
                          score_name="weaker of the subject share and the relation share (held-out)",
                          top_heads=[fmt_head(layer, head)], subjects=facts.subjects,
                          subject_share_by_head=(m["subject"].mean(0) / m["margin"].mean()).tolist(),

@@ -38,6 +38,13 @@ def source_split(bridge, tokens, sources):
     post-attention norm where the model has one and the final norm, their scales at the final
     position frozen: [batch, layer, head, d_model]; and each
     head's attention from the final position to those positions: [batch, layer, head]."""
+    return source_splits(bridge, tokens, [sources])[0][0]
+
+
+def source_splits(bridge, tokens, groups):
+    """source_split for several groups of source positions from one forward pass: a list of
+    (output, attention) pairs, one per group, and the normalised residual entering the
+    unembedding at the final position [batch, d_model]."""
     n_layers = bridge.cfg.n_layers
     group = kv_group(bridge)
     w_o = bridge.W_O.detach()
@@ -49,27 +56,31 @@ def source_split(bridge, tokens, sources):
 
     hooks = [(f"blocks.{layer}.attn.hook_{kind}", functools.partial(keep, key=(kind, layer)))
              for layer in range(n_layers) for kind in ("pattern", "v")]
-    hooks.append(("ln_final.hook_scale", functools.partial(keep, key="scale")))
+    hooks += [("ln_final.hook_scale", functools.partial(keep, key="scale")),
+              ("unembed.hook_in", functools.partial(keep, key="final"))]
     post = weights.has_post_attn_norm(bridge)   # Gemma: each attention output is normalised first
     if post:
         hooks += [(f"blocks.{layer}.ln1_post.hook_scale", functools.partial(keep, key=("post", layer)))
                   for layer in range(n_layers)]
     with torch.inference_mode():
         bridge.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
-    mask = torch.zeros(tokens.shape[1])
-    mask[sources] = 1.0
-    outs, atts = [], []
-    for layer in range(n_layers):
-        a = store[("pattern", layer)][:, :, -1].float() * mask              # [batch, head, key]
-        v = store[("v", layer)].float().repeat_interleave(group, dim=2)     # [batch, key, head, d_head]
-        o = torch.einsum("bhk,bkhd,hdm->bhm", a, v, w_o[layer].float())
-        if post:  # the post-attention norm's gain, its scale at the final position frozen
-            o = o * weights.post_attn_gain(bridge, layer) / store[("post", layer)][:, -1].float().reshape(-1, 1, 1)
-        outs.append(o)
-        atts.append(a.sum(-1))
     scale = store["scale"][:, -1].float()                                   # [batch, 1]
-    out = final_ln_linear(bridge, torch.stack(outs, 1), scale[:, None, None, :])
-    return out, torch.stack(atts, 1)
+    splits = []
+    for sources in groups:
+        mask = torch.zeros(tokens.shape[1])
+        mask[sources] = 1.0
+        outs, atts = [], []
+        for layer in range(n_layers):
+            a = store[("pattern", layer)][:, :, -1].float() * mask          # [batch, head, key]
+            v = store[("v", layer)].float().repeat_interleave(group, dim=2)  # [batch, key, head, d_head]
+            o = torch.einsum("bhk,bkhd,hdm->bhm", a, v, w_o[layer].float())
+            if post:  # the post-attention norm's gain, its scale at the final position frozen
+                o = o * weights.post_attn_gain(bridge, layer) / store[("post", layer)][:, -1].float().reshape(-1, 1, 1)
+            outs.append(o)
+            atts.append(a.sum(-1))
+        out = final_ln_linear(bridge, torch.stack(outs, 1), scale[:, None, None, :])
+        splits.append((out, torch.stack(atts, 1)))
+    return splits, store["final"][:, -1].float()
 
 
 def attribute_direction(bridge, answer, candidates):

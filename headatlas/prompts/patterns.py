@@ -534,13 +534,19 @@ CODE_BLOCKS = [
 TEXT_HALVES = ("all", "select", "test")
 
 
+def half_slice(half: str) -> slice:
+    """Every entry of a word list ("all"), or every other one: even places ("select") or odd
+    ones ("test"), so what is chosen on one half is judged on words it never saw."""
+    if half not in TEXT_HALVES:
+        raise ValueError(f"unknown half {half!r}; expected one of {TEXT_HALVES}")
+    return {"all": slice(None), "select": slice(0, None, 2), "test": slice(1, None, 2)}[half]
+
+
 def code_text(tokenizer, *, n_prompts: int = 8, n_tokens: int = 96, seed: int = 0, half: str = "all") -> torch.Tensor:
     """[BOS] + seeded Python snippets (CODE_BLOCKS with names and numbers filled in), cut to
     n_tokens: [batch, n_tokens]. `half` "select" / "test" draws names from every other entry of
     CODE_NAMES and CODE_FUNCS (even / odd places)."""
-    if half not in TEXT_HALVES:
-        raise ValueError(f"unknown half {half!r}; expected one of {TEXT_HALVES}")
-    pick = {"all": slice(None), "select": slice(0, None, 2), "test": slice(1, None, 2)}[half]
+    pick = half_slice(half)
     names, funcs = CODE_NAMES[pick], CODE_FUNCS[pick]
     gen = torch.Generator().manual_seed(seed)
 
@@ -616,9 +622,7 @@ def rare_word_prompts(tokenizer, *, n_prompts: int = 16, n_tokens: int = 96, cor
     `half` "select" / "test" takes every other word of both lists (even / odd places)."""
     if corpus not in CORPORA:
         raise ValueError(f"unknown corpus {corpus!r}; known: {sorted(CORPORA)}")
-    if half not in TEXT_HALVES:
-        raise ValueError(f"unknown half {half!r}; expected one of {TEXT_HALVES}")
-    pick = {"all": slice(None), "select": slice(0, None, 2), "test": slice(1, None, 2)}[half]
+    pick = half_slice(half)
     rares, commons = LONG_WORDS[pick], [w for w in COMMON[pick] if single_token(tokenizer, " " + w) is not None]
     sents = CORPORA[corpus]
     gen = torch.Generator().manual_seed(seed)
