@@ -77,20 +77,30 @@ def per_review(bridge, data, tokens, hooks=()):
     return (lg[:, 0] - lg[:, 1]) * sign
 
 
+def reviews(tok, d: dict):
+    return sentiment_prompts(tok, d["template"], n_pairs=int(d["n_pairs"]), seed=int(d["seed"]))
+
+
+def require_separation(run):
+    """Stop as not applicable unless the model separates MIN_RIGHT of the reviews the right way,
+    on the selection set and on every held-out variant; returns the selection reviews."""
+    bridge, tok = run.model.bridge, run.model.tokenizer
+    sd = run.selection_data
+    for name, d in [("selection", sd)] + spec_variants(run.spec.data):
+        data = reviews(tok, d)
+        n_right = int((per_review(bridge, data, data.tokens) > 0).sum())
+        if n_right < MIN_RIGHT * data.tokens.shape[0]:
+            run.not_applicable(f"separates {n_right} of {data.tokens.shape[0]} reviews ({name}) the right way; "
+                               f"needs at least {MIN_RIGHT:.0%}")
+    return reviews(tok, sd)
+
+
 @claim("sentiment-summarizer-patching")
 def test_sentiment_summarizers(run):
     model, p = run.model, run.params
     bridge, tok = model.bridge, model.tokenizer
     k = int(p["k"])
-    sd = run.selection_data
-    select = sentiment_prompts(tok, sd["template"], n_pairs=int(sd["n_pairs"]), seed=int(sd["seed"]))
-    # Can the model do the task at all? Checked on the selection and every held-out set first.
-    for name, d in [("selection", sd)] + spec_variants(run.spec.data):
-        data = sentiment_prompts(tok, d["template"], n_pairs=int(d["n_pairs"]), seed=int(d["seed"]))
-        n_right = int((per_review(bridge, data, data.tokens) > 0).sum())
-        if n_right < MIN_RIGHT * data.tokens.shape[0]:
-            run.not_applicable(f"separates {n_right} of {data.tokens.shape[0]} reviews ({name}) the right way; "
-                               f"needs at least {MIN_RIGHT:.0%}")
+    select = require_separation(run)
     est = summary_attribution(bridge, select)
     order = torch.argsort(est.flatten(), descending=True)[:k]
     top = [(int(i) // model.n_heads, int(i) % model.n_heads) for i in order]
@@ -99,7 +109,7 @@ def test_sentiment_summarizers(run):
                                     seed=int(p["null_seed"]), exclude=top)
     sets = torch.cat([head_set(top), nulls])
     for d in run.variants():
-        test = sentiment_prompts(tok, d["template"], n_pairs=int(d["n_pairs"]), seed=int(d["seed"]))
+        test = reviews(tok, d)
         n = test.tokens.shape[0]
         base = per_review(bridge, test, test.tokens)
         control_pos = test.summary_pos - 1                                   # " it": after the verb, not a summary

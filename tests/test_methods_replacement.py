@@ -13,6 +13,7 @@ from test_methods_fixtures import attn_only_gpt2, one_thread  # noqa: F401 (fixt
 from headatlas import prompts
 from headatlas.methods import ablation, patching, replacement
 from headatlas.prompts import probes
+from headatlas.prompts.tasks import sentiment_prompts
 from headatlas.methods.logit_attribution import logit_diff_metric
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -239,3 +240,73 @@ def test_top_k_overlap():
     b = torch.tensor([[1.0, 2.0, 0.0], [0.0, 3.0, 0.0]])
     assert patching.top_k_overlap(a, b, k=2) == 0.5
     assert patching.top_k_overlap(a, a, k=3) == 1.0
+
+
+# ----------------------------------------------------------------------------- value swap
+
+
+def _final_logits(bridge, tokens, hooks=()):
+    with torch.inference_mode():
+        return bridge.run_with_hooks(tokens, fwd_hooks=list(hooks))[:, -1].float()
+
+
+def test_value_swap_of_a_whole_kv_group_equals_patching_the_shared_value():
+    """On grouped-query SmolLM2, swapping the value every query head of one key/value group reads
+    at a position equals patching that key/value head's value there; a swap from the prompts
+    themselves changes nothing; one head of the group alone gives a smaller, nonzero change."""
+    model = smollm2()
+    b = model.bridge
+    d = sentiment_prompts(model.tokenizer, "movie", n_pairs=3, seed=5)
+    p, layer, kv = d.summary_pos, 5, 1
+    group = b.cfg.n_heads // b.cfg.n_key_value_heads
+    assert group > 1
+    whole = torch.tensor([[[layer, kv * group + i] for i in range(group)]])
+    v_flip, _ = patching.value_at(b, d.flipped, p)
+    swapped = _final_logits(b, d.tokens, patching.value_swap_hooks(b, whole, d.tokens.shape[0], p, v_flip))
+    raw = {}
+    with torch.inference_mode():
+        b.run_with_hooks(d.flipped, return_type=None, fwd_hooks=[
+            (f"blocks.{layer}.attn.hook_v", lambda x, hook: raw.setdefault("v", x[:, p, kv].clone()) is None or x)])
+
+    def patch(x, hook):
+        x = x.clone()
+        x[:, p, kv] = raw["v"]
+        return x
+    direct = _final_logits(b, d.tokens, [(f"blocks.{layer}.attn.hook_v", patch)])
+    base = _final_logits(b, d.tokens)
+    assert (swapped - base).abs().max() > 1e-2
+    assert torch.allclose(swapped, direct, atol=1e-3)
+    v_self, _ = patching.value_at(b, d.tokens, p)
+    same = _final_logits(b, d.tokens, patching.value_swap_hooks(b, whole, d.tokens.shape[0], p, v_self))
+    assert torch.allclose(same, base, atol=1e-4)
+    one = _final_logits(b, d.tokens, patching.value_swap_hooks(b, whole[:, :1], d.tokens.shape[0], p, v_flip))
+    assert 0 < (one - base).abs().max() < (swapped - base).abs().max()
+
+
+def test_value_swap_sets_in_one_batch_equal_separate_passes_and_the_estimate_tracks_them():
+    """Rows of a batched null (one head set per block of rows) get the same logits as running
+    each set alone, and the first-order estimate of single heads' swaps ranks them as the exact
+    swaps do."""
+    model = smollm2()
+    b = model.bridge
+    d = sentiment_prompts(model.tokenizer, "film", n_pairs=3, seed=6)
+    p, n = d.summary_pos, d.tokens.shape[0]
+    v_flip, _ = patching.value_at(b, d.flipped, p)
+    sets = torch.tensor([[[20, 1], [24, 3]], [[20, 4], [24, 0]], [[12, 2], [12, 7]]])
+    batched = _final_logits(b, d.tokens.repeat(3, 1), patching.value_swap_hooks(b, sets, n, p, v_flip)).view(3, n, -1)
+    for s in range(3):
+        alone = _final_logits(b, d.tokens, patching.value_swap_hooks(b, sets[s:s + 1], n, p, v_flip))
+        assert torch.allclose(batched[s], alone, atol=1e-3)
+
+    def separation(logits):
+        return ((logits[:, d.positive_answer] - logits[:, d.negative_answer]) * d.sign).mean()
+    est = patching.value_swap_estimate(b, d.tokens, d.flipped, p, separation)
+    assert est.shape == (model.n_layers, model.n_heads)
+    heads = [divmod(int(i), model.n_heads) for i in torch.argsort(est.flatten(), descending=True)[:4]]
+    base = float(separation(_final_logits(b, d.tokens)))
+    exact = []
+    for layer, head in heads:
+        out = _final_logits(b, d.tokens, patching.value_swap_hooks(b, torch.tensor([[[layer, head]]]), n, p, v_flip))
+        exact.append(base - float(separation(out)))
+    for (layer, head), e in zip(heads, exact):
+        assert e == pytest.approx(float(est[layer, head]), abs=0.3 * abs(float(est[layer, head])) + 0.01)

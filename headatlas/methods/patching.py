@@ -355,3 +355,77 @@ def path_patching_senders(bridge, clean: torch.Tensor, corrupted: torch.Tensor, 
     base = float(run_metric(bridge, clean, metric).mean())
     other = float(run_metric(bridge, corrupted, metric).mean())
     return PatchingResult(head_grid(bridge, senders, vals), base, other)
+
+
+# ----------------------------------------------------------------------------- reading one key position
+
+
+def value_at(bridge, tokens: torch.Tensor, key_pos: int, fwd_hooks: Sequence = ()) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per layer, every query head's value vector at `key_pos` ([b, head, d_head], grouped
+    key/value heads expanded) and attention column to it ([b, head, q]), from one pass."""
+    n_layers, group = bridge.cfg.n_layers, kv_group(bridge)
+    vs: list = [None] * n_layers
+    cols: list = [None] * n_layers
+
+    def keep_v(v, hook):
+        vs[int(hook.name.split(".")[1])] = v[:, key_pos].detach().float().repeat_interleave(group, dim=1)
+        return v
+
+    def keep_col(p, hook):
+        cols[int(hook.name.split(".")[1])] = p[..., key_pos].detach().float()
+        return p
+
+    hooks = list(fwd_hooks)
+    for layer in range(n_layers):
+        hooks += [(f"blocks.{layer}.attn.hook_v", keep_v), (f"blocks.{layer}.attn.hook_pattern", keep_col)]
+    with torch.inference_mode():
+        bridge.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
+    return vs, cols
+
+
+def value_swap_estimate(bridge, tokens: torch.Tensor, source: torch.Tensor, key_pos: int, last_metric) -> torch.Tensor:
+    """[layer, head] first-order estimate of how much last_metric drops when each head, keeping
+    its attention pattern, reads at `key_pos` the value it would read on `source` (same length):
+    -(sum over queries of A[q, key_pos] * (v_source - v)) . dmetric/dz[q]."""
+    v_src, _ = value_at(bridge, source, key_pos)
+    v, cols = value_at(bridge, tokens, key_pos)
+    _, grads, _ = z_gradients(bridge, tokens, last_metric)
+    return -torch.stack([torch.einsum("bhq,bhd,bqhd->h", cols[layer], v_src[layer] - v[layer], grads[layer].float())
+                         for layer in range(bridge.cfg.n_layers)])
+
+
+def value_swap_hooks(bridge, head_sets: torch.Tensor, n_prompts: int, key_pos: int, v_source: Sequence[torch.Tensor]) -> list:
+    """Hooks for a batch that repeats n_prompts prompts once per head set ([n_sets, k, 2]): in
+    the rows of set s, each of its heads reads at `key_pos` the value v_source[layer] ([n_prompts,
+    head, d_head], from value_at on other prompts) instead of its own, with its attention pattern
+    and everything else of the pass unchanged. Grouped key/value heads are swapped for the one
+    query head only (its output is edited, not the shared value). Why: the content a head takes
+    from one token is what a summary reader reads; patching its whole output would also move
+    what it takes from every other token."""
+    n_sets, group = head_sets.shape[0], kv_group(bridge)
+    by_layer: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for s in range(n_sets):
+        for layer, head in head_sets[s].tolist():
+            by_layer[layer].append((s, head))
+    state: dict[int, dict[str, torch.Tensor]] = defaultdict(dict)
+
+    def keep(x, hook, layer=None, name=None):
+        state[layer][name] = x.detach()
+        return x
+
+    hooks = []
+    for layer, pairs in by_layer.items():
+        def edit(z, hook, layer=layer, pairs=pairs):
+            mask = torch.zeros(n_sets, z.shape[2], dtype=z.dtype, device=z.device)
+            for s, head in pairs:
+                mask[s, head] = 1
+            mask = mask.repeat_interleave(n_prompts, 0)                            # [rows, head]
+            v = state[layer]["v"][:, key_pos].repeat_interleave(group, dim=1)       # [rows, head, d]
+            src = v_source[layer].to(z.dtype).repeat(n_sets, 1, 1)
+            col = state[layer]["pattern"][..., key_pos]                             # [rows, head, q]
+            delta = torch.einsum("rhq,rhd->rqhd", col * mask[..., None], src - v)
+            return z + delta
+        hooks += [(f"blocks.{layer}.attn.hook_v", functools.partial(keep, layer=layer, name="v")),
+                  (f"blocks.{layer}.attn.hook_pattern", functools.partial(keep, layer=layer, name="pattern")),
+                  (f"blocks.{layer}.attn.hook_z", edit)]
+    return hooks
