@@ -34,16 +34,19 @@ from headatlas.prompts.tasks import sentiment_prompts
 MIN_RIGHT = 0.75  # share of held-out reviews the model must already separate the right way
 
 
+def separation_metric(data):
+    """logits at the final position [batch, vocab] -> the mean signed separation (a scalar)."""
+    def separation(logits):
+        return ((logits[:, data.positive_answer] - logits[:, data.negative_answer]) * data.sign).mean()
+    return separation
+
+
 def summary_attribution(bridge, data):
     """[layer, head] first-order estimate of the drop in separation when the head's output at the
     summary position is replaced by its output on the opposite-sentiment review."""
     n_layers = bridge.cfg.n_layers
     z_flip = cache_z(bridge, data.flipped)[:, :, data.summary_pos]        # [layer, batch, head, d]
-
-    def separation(logits):
-        return ((logits[:, data.positive_answer] - logits[:, data.negative_answer]) * data.sign).mean()
-
-    zs, grads, _ = z_gradients(bridge, data.tokens, separation)
+    zs, grads, _ = z_gradients(bridge, data.tokens, separation_metric(data))
     p = data.summary_pos
     return -torch.stack([((z_flip[layer] - zs[layer][:, p]) * grads[layer][:, p]).sum((0, 2))
                          for layer in range(n_layers)])
@@ -95,26 +98,44 @@ def require_separation(run):
     return reviews(tok, sd)
 
 
-@claim("sentiment-summarizer-patching")
-def test_sentiment_summarizers(run):
+def select_top(run, est: torch.Tensor):
+    """Freeze the k heads with the largest selection estimate ([layer, head]); returns them, the
+    layer-matched null sets and both stacked for one batched pass ([1 + n_sets, k, 2])."""
     model, p = run.model, run.params
-    bridge, tok = model.bridge, model.tokenizer
-    k = int(p["k"])
-    select = require_separation(run)
-    est = summary_attribution(bridge, select)
-    order = torch.argsort(est.flatten(), descending=True)[:k]
+    order = torch.argsort(est.flatten(), descending=True)[:int(p["k"])]
     top = [(int(i) // model.n_heads, int(i) % model.n_heads) for i in order]
     run.select(top, top_head_selection_estimate=est[top[0]])
     nulls = stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["null_sets"]),
                                     seed=int(p["null_seed"]), exclude=top)
-    sets = torch.cat([head_set(top), nulls])
+    return top, nulls, torch.cat([head_set(top), nulls])
+
+
+def summary_columns(bridge, test):
+    """Per review: the separation, what the full stop passes on (separation removed when its
+    residual stream at every layer is the opposite review's), the same at the control position
+    " it" (after the verb, so it has read the whole review too, but not a summary token), and
+    that position; with the measures both summary claims record from them."""
+    base = per_review(bridge, test, test.tokens)
+    control_pos = test.summary_pos - 1
+    column = base - per_review(bridge, test, test.tokens, column_hooks(bridge, test, test.summary_pos))
+    control_column = base - per_review(bridge, test, test.tokens, column_hooks(bridge, test, control_pos))
+    measures = dict(separation=base, summary_position_share=stats.bootstrap_ratio(column, base),
+                    control_position_share=stats.bootstrap_ratio(control_column, base))
+    return base, column, control_column, control_pos, measures
+
+
+@claim("sentiment-summarizer-patching")
+def test_sentiment_summarizers(run):
+    model = run.model
+    bridge, tok = model.bridge, model.tokenizer
+    k = int(run.params["k"])
+    select = require_separation(run)
+    est = summary_attribution(bridge, select)
+    top, nulls, sets = select_top(run, est)
     for d in run.variants():
         test = reviews(tok, d)
         n = test.tokens.shape[0]
-        base = per_review(bridge, test, test.tokens)
-        control_pos = test.summary_pos - 1                                   # " it": after the verb, not a summary
-        column = base - per_review(bridge, test, test.tokens, column_hooks(bridge, test, test.summary_pos))
-        control_column = base - per_review(bridge, test, test.tokens, column_hooks(bridge, test, control_pos))
+        base, column, control_column, control_pos, measures = summary_columns(bridge, test)
         z_flip = cache_z(bridge, test.flipped)
         at_stop = {layer: z_flip[layer][:, test.summary_pos] for layer in range(model.n_layers)}
         at_it = {layer: z_flip[layer][:, control_pos] for layer in range(model.n_layers)}
@@ -128,9 +149,7 @@ def test_sentiment_summarizers(run):
         on_words = rows[..., [test.adj_pos, test.verb_pos]].sum(-1)
         idx = ([h[0] for h in top], [h[1] for h in top])
         run.measure(
-            separation=base,
-            summary_position_share=stats.bootstrap_ratio(column, base),
-            control_position_share=stats.bootstrap_ratio(control_column, base),
+            **measures,
             heads_removed=stats.bootstrap_ratio(removed[0], base),
             heads_share_of_position=stats.bootstrap_ratio(removed[0], column),
             control_share_of_position=stats.bootstrap_ratio(removed_at_it, column),

@@ -21,7 +21,8 @@ the top k are frozen. On each held-out variant (other seeds and templates):
 
 import torch
 from _facts import head_set
-from claim_sentiment_summarizer import column_hooks, per_review, require_separation, reviews
+from claim_sentiment_summarizer import (per_review, require_separation, reviews, select_top, separation_metric,
+                                        summary_columns)
 
 from headatlas.claims import claim
 from headatlas.methods import stats
@@ -40,36 +41,23 @@ def swapped(bridge, data, sets: torch.Tensor, key_pos: int) -> torch.Tensor:
 
 @claim("summary-reader-value-swap")
 def test_summary_readers(run):
-    model, p = run.model, run.params
+    model = run.model
     bridge, tok = model.bridge, model.tokenizer
-    k = int(p["k"])
+    k = int(run.params["k"])
     select = require_separation(run)
-
-    def separation(logits):
-        return ((logits[:, select.positive_answer] - logits[:, select.negative_answer]) * select.sign).mean()
-
-    est = value_swap_estimate(bridge, select.tokens, select.flipped, select.summary_pos, separation)
-    order = torch.argsort(est.flatten(), descending=True)[:k]
-    top = [(int(i) // model.n_heads, int(i) % model.n_heads) for i in order]
-    run.select(top, top_head_selection_estimate=est[top[0]])
-    nulls = stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["null_sets"]),
-                                    seed=int(p["null_seed"]), exclude=top)
-    sets = torch.cat([head_set(top), nulls])
+    est = value_swap_estimate(bridge, select.tokens, select.flipped, select.summary_pos, separation_metric(select))
+    top, nulls, sets = select_top(run, est)
     idx = ([h[0] for h in top], [h[1] for h in top])
     for d in run.variants():
         test = reviews(tok, d)
-        stop, control_pos = test.summary_pos, test.summary_pos - 1          # " it": after the verb, not a summary
-        base = per_review(bridge, test, test.tokens)
-        column = base - per_review(bridge, test, test.tokens, column_hooks(bridge, test, stop))
-        control_column = base - per_review(bridge, test, test.tokens, column_hooks(bridge, test, control_pos))
+        stop = test.summary_pos
+        base, column, control_column, control_pos, measures = summary_columns(bridge, test)
         removed = base[None] - swapped(bridge, test, sets, stop)             # [set, review]
         removed_at_it = base - swapped(bridge, test, head_set(top), control_pos)[0]
         patterns = attention_patterns(bridge, test.tokens)                   # [batch, layer, head, q, k]
         final = patterns[:, :, :, -1][:, idx[0], idx[1]]                     # [batch, k heads, key]
         run.measure(
-            separation=base,
-            summary_position_share=stats.bootstrap_ratio(column, base),
-            control_position_share=stats.bootstrap_ratio(control_column, base),
+            **measures,
             readers_removed=stats.bootstrap_ratio(removed[0], base),
             readers_share_of_position=stats.bootstrap_ratio(removed[0], column),
             control_share_of_position=stats.bootstrap_ratio(removed_at_it, column),
