@@ -124,6 +124,20 @@ def summary_columns(bridge, test):
     return base, column, control_column, control_pos, measures
 
 
+def summary_artifact(run, test, est, score_name: str, top, nulls, patterns, bars: list[tuple[str, float]]) -> None:
+    """The site's evidence for both summary claims: the selection score map, the chosen and an
+    example null set, bars of the separation removed, and the top head's attention on the first
+    held-out review."""
+    tok, lh = run.model.tokenizer, top[0]
+    run.artifact(scores=est.tolist(), score_name=score_name,
+                 top_heads=[fmt_head(*h) for h in top],
+                 null_example_heads=[fmt_head(*h) for h in nulls[0].tolist()],
+                 effects={"labels": [b[0] for b in bars], "values": [b[1] for b in bars],
+                          "ylabel": "share of the sentiment separation removed"},
+                 attention_example={"tokens": [tok.decode([t]) for t in test.tokens[0].tolist()],
+                                    "head": fmt_head(*lh), "pattern": patterns[0, lh[0], lh[1]].tolist()})
+
+
 @claim("sentiment-summarizer-patching")
 def test_sentiment_summarizers(run):
     model = run.model
@@ -158,19 +172,11 @@ def test_sentiment_summarizers(run):
         )
         run.null("matched_sets", removed[1:].mean(1) / column.mean())
         if run.is_primary:
-            words = [tok.decode([t]) for t in test.tokens[0].tolist()]
-            lh = top[0]
-            run.artifact(scores=est.tolist(),
-                         score_name="separation removed by patching the head at the full stop (first-order, selection prompts)",
-                         top_heads=[fmt_head(*h) for h in top],
-                         null_example_heads=[fmt_head(*h) for h in nulls[0].tolist()],
-                         effects={"labels": ["full-stop position (all layers)", "' it' position (all layers)",
-                                             f"top {k} heads at the full stop",
-                                             f"median of {len(nulls)} matched sets"],
-                                  "values": [float(column.mean() / base.mean()), float(control_column.mean() / base.mean()),
-                                             float(removed[0].mean() / base.mean()),
-                                             float((removed[1:].mean(1) / base.mean()).median())],
-                                  "ylabel": "share of the sentiment separation removed"},
-                         attention_example={"tokens": words, "head": fmt_head(*lh),
-                                            "pattern": patterns[0, lh[0], lh[1]].tolist()})
+            share = lambda removed_per_review: float(removed_per_review.mean() / base.mean())  # noqa: E731
+            summary_artifact(run, test, est, "separation removed by patching the head at the full stop "
+                             "(first-order, selection prompts)", top, nulls, patterns,
+                             [("full-stop position (all layers)", share(column)),
+                              ("' it' position (all layers)", share(control_column)),
+                              (f"top {k} heads at the full stop", share(removed[0])),
+                              (f"median of {len(nulls)} matched sets", float((removed[1:].mean(1) / base.mean()).median()))])
     run.conclude()

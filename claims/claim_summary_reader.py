@@ -22,12 +22,12 @@ the top k are frozen. On each held-out variant (other seeds and templates):
 import torch
 from _facts import head_set
 from claim_sentiment_summarizer import (per_review, require_separation, reviews, select_top, separation_metric,
-                                        summary_columns)
+                                        summary_artifact, summary_columns)
 
 from headatlas.claims import claim
 from headatlas.methods import stats
 from headatlas.methods.patching import value_at, value_swap_estimate, value_swap_hooks
-from headatlas.methods.scoring import attention_patterns, fmt_head, relative_depth
+from headatlas.methods.scoring import attention_patterns, relative_depth
 
 
 def swapped(bridge, data, sets: torch.Tensor, key_pos: int) -> torch.Tensor:
@@ -67,22 +67,12 @@ def test_summary_readers(run):
         )
         run.null("matched_sets", removed[1:].mean(1) / column.mean())
         if run.is_primary:
-            words = [tok.decode([t]) for t in test.tokens[0].tolist()]
-            lh = top[0]
-            run.artifact(scores=est.tolist(),
-                         score_name="separation removed by swapping the value the head reads at the full stop "
-                                    "(first-order, selection reviews)",
-                         top_heads=[fmt_head(*h) for h in top],
-                         null_example_heads=[fmt_head(*h) for h in nulls[0].tolist()],
-                         effects={"labels": ["full-stop position (all layers)", "' it' position (all layers)",
-                                             f"top {k} heads reading the full stop",
-                                             "the same heads reading ' it'",
-                                             f"median of {len(nulls)} matched sets"],
-                                  "values": [float(column.mean() / base.mean()), float(control_column.mean() / base.mean()),
-                                             float(removed[0].mean() / base.mean()),
-                                             float(removed_at_it.mean() / base.mean()),
-                                             float((removed[1:].mean(1) / base.mean()).median())],
-                                  "ylabel": "share of the sentiment separation removed"},
-                         attention_example={"tokens": words, "head": fmt_head(*lh),
-                                            "pattern": patterns[0, lh[0], lh[1]].tolist()})
+            share = lambda removed_per_review: float(removed_per_review.mean() / base.mean())  # noqa: E731
+            summary_artifact(run, test, est, "separation removed by swapping the value the head reads at the "
+                             "full stop (first-order, selection reviews)", top, nulls, patterns,
+                             [("full-stop position (all layers)", share(column)),
+                              ("' it' position (all layers)", share(control_column)),
+                              (f"top {k} heads reading the full stop", share(removed[0])),
+                              ("the same heads reading ' it'", share(removed_at_it)),
+                              (f"median of {len(nulls)} matched sets", float((removed[1:].mean(1) / base.mean()).median()))])
     run.conclude()
