@@ -264,9 +264,12 @@ def test_value_swap_of_a_whole_kv_group_equals_patching_the_shared_value():
     v_flip, _ = patching.value_at(b, d.flipped, p)
     swapped = _final_logits(b, d.tokens, patching.value_swap_hooks(b, whole, d.tokens.shape[0], p, v_flip))
     raw = {}
+
+    def keep(x, hook):
+        raw["v"] = x[:, p, kv].clone()
+        return x
     with torch.inference_mode():
-        b.run_with_hooks(d.flipped, return_type=None, fwd_hooks=[
-            (f"blocks.{layer}.attn.hook_v", lambda x, hook: raw.setdefault("v", x[:, p, kv].clone()) is None or x)])
+        b.run_with_hooks(d.flipped, return_type=None, fwd_hooks=[(f"blocks.{layer}.attn.hook_v", keep)])
 
     def patch(x, hook):
         x = x.clone()
@@ -285,8 +288,8 @@ def test_value_swap_of_a_whole_kv_group_equals_patching_the_shared_value():
 
 def test_value_swap_sets_in_one_batch_equal_separate_passes_and_the_estimate_tracks_them():
     """Rows of a batched null (one head set per block of rows) get the same logits as running
-    each set alone, and the first-order estimate of single heads' swaps ranks them as the exact
-    swaps do."""
+    each set alone, and the first-order estimate of the top single heads' swaps is within 30%
+    (plus 0.01 logit) of their exact effect."""
     model = smollm2()
     b = model.bridge
     d = sentiment_prompts(model.tokenizer, "film", n_pairs=3, seed=6)

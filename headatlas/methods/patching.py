@@ -360,7 +360,7 @@ def path_patching_senders(bridge, clean: torch.Tensor, corrupted: torch.Tensor, 
 # ----------------------------------------------------------------------------- reading one key position
 
 
-def value_at(bridge, tokens: torch.Tensor, key_pos: int, fwd_hooks: Sequence = ()) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def value_at(bridge, tokens: torch.Tensor, key_pos: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per layer, every query head's value vector at `key_pos` ([b, head, d_head], grouped
     key/value heads expanded) and attention column to it ([b, head, q]), from one pass."""
     n_layers, group = bridge.cfg.n_layers, kv_group(bridge)
@@ -375,7 +375,7 @@ def value_at(bridge, tokens: torch.Tensor, key_pos: int, fwd_hooks: Sequence = (
         cols[int(hook.name.split(".")[1])] = p[..., key_pos].detach().float()
         return p
 
-    hooks = list(fwd_hooks)
+    hooks = []
     for layer in range(n_layers):
         hooks += [(f"blocks.{layer}.attn.hook_v", keep_v), (f"blocks.{layer}.attn.hook_pattern", keep_col)]
     with torch.inference_mode():
