@@ -6,8 +6,8 @@ passage? (run by hand, not a test)
 Twelve countries; the passage gives the capital in English, the question asks for it in French,
 in the model's chat format (headatlas.prompts.requests.chat_format). Four greedy tokens are read
 and only the first word is kept, classed as French or English by a short word list; a reply that
-is only the city's name counts as neither. This is the figure the coherence entry gives for
-having no claim: coherence heads are found by correcting answers in the wrong language.
+is only the city's name counts as neither. The coherence claim's entry quotes these figures:
+the models seldom answer in the wrong language, which is what coherence heads are steered against.
 """
 
 from __future__ import annotations
