@@ -22,12 +22,21 @@ first token: log-sum-exp of the logits of French reply openings minus that of En
 The probes' held-out accuracy is recorded, not checked: the question's language is written in
 the prompt, so any head that reads the question can carry it; what tells coherence heads apart
 in the source is that shifting them moves the answer's language.
+
+The second claim (coherence-heads-probe-steering) uses the source's own label instead: whether
+the reply's first token leans to the question's language, on the cross-lingual prompts, where
+the small models often answer in the passage's language. Heads are chosen by probes for that
+outcome (selection countries, all three templates); held out, their probes must beat layer-
+matched sets, and a shift along each head's coherent-minus-incoherent direction (taken within
+each question language, then averaged) must raise the question language's margin on the
+prompts that lean the wrong way, more than matched sets shifted the same way.
 """
 
 from __future__ import annotations
 
 import torch
 from _attn import forward_reduce, memo
+from claim_accuracy import class_weights
 from _facts import columns
 
 from headatlas.claims import claim
@@ -73,16 +82,13 @@ def clean_pass(run, data_spec: dict) -> dict:
     return memo(("coherence-pass", model.name, {k: v for k, v in data_spec.items() if k != "name"}), compute)
 
 
-def question_moves_reply(s: languages.LanguagePrompts, margin: torch.Tensor) -> torch.Tensor:
-    """Per (country, passage language): whether asking in French gives a larger French-minus-
-    English margin than asking in English. [n_pairs] bool."""
-    out = []
-    for c in s.country.unique():
-        for p_fr in (False, True):
-            rows = (s.country == c) & (s.passage_fr == p_fr)
-            fr, en = margin[rows & s.question_fr], margin[rows & ~s.question_fr]
-            out.append(bool(fr[0] > en[0]))
-    return torch.tensor(out)
+def question_moves_reply(margin: torch.Tensor) -> torch.Tensor:
+    """Per (template, country, passage language): whether asking in French gives a larger
+    French-minus-English margin than asking in English. The prompts come in blocks of four
+    (passage en/fr x question en/fr), so margin.view(-1, 2, 2) is [block, passage, question].
+    -> [n_pairs] bool."""
+    m = margin.view(-1, 2, 2)
+    return (m[..., 1] > m[..., 0]).flatten()
 
 
 def require_language_following(run, share_min: float) -> None:
@@ -91,7 +97,7 @@ def require_language_following(run, share_min: float) -> None:
     the (country, passage) pairs."""
     for name, d in [("selection", run.selection_data)] + spec_variants(run.spec.data):
         out = clean_pass(run, d)
-        share = float(question_moves_reply(out["data"], out["french_margin"]).float().mean())
+        share = float(question_moves_reply(out["french_margin"]).float().mean())
         if share < share_min:
             run.not_applicable(f"asking in French rather than English moves the reply's first token toward "
                                f"French for {share:.0%} of the {name} passages ({d['template']}); the claim "
@@ -141,7 +147,7 @@ def test_coherence_heads(run):
                     cross_coherent_share=(coherent[cross] > 0).float(),
                     cross_coherent_share_steered=(steered[0] > 0).float(),
                     same_language_coherent_share=(coherent[~s.cross] > 0).float(),
-                    question_moves_reply_share=question_moves_reply(s, margin).float(),
+                    question_moves_reply_share=question_moves_reply(margin).float(),
                     chosen_heads_probe_accuracy=hit[rows, cols].mean(0),
                     all_heads_median_probe_accuracy=float(hit.mean(-1).median()),
                     top_heads_depth=float(torch.tensor([relative_depth(la, model.n_layers) for la, _ in top]).median()))
@@ -153,4 +159,110 @@ def test_coherence_heads(run):
                          null_example_heads=[fmt_head(*h) for h in sets[1].tolist()], alpha=float(p["alpha"]),
                          opening_tokens={lang: [model.tokenizer.decode([int(t)]) for t in ids]
                                          for lang, ids in s.opening_ids.items()})
+    run.conclude()
+
+
+# ----------------------------------------------------------------------------- the source's label
+
+
+def stratified_directions(z: torch.Tensor, coherent: torch.Tensor, question_fr: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each head's coherent-minus-incoherent direction, taken within each question language and
+    averaged, so that it does not point at a language (coherence can be confounded with the
+    question's language when a model leans to one); with the standard deviation of the outputs
+    along it. z [layer, head, n, d] -> (unit [layer, head, d], sigma [layer, head])."""
+    x = z.float()
+    diffs = [x[..., coherent & lang, :].mean(-2) - x[..., ~coherent & lang, :].mean(-2)
+             for lang in (question_fr, ~question_fr)]
+    diff = (diffs[0] + diffs[1]) / 2
+    unit = diff / diff.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    return unit, (x * unit[..., None, :]).sum(-1).std(-1)
+
+
+def cross_pass(run, data_spec: dict) -> dict:
+    """The cross-lingual prompts of a spec: indices, z, the question language's margin and whether
+    the reply leans to the question's language (the label)."""
+    out = clean_pass(run, data_spec)
+    s = out["data"]
+    idx = s.cross.nonzero().flatten()
+    toward = torch.where(s.question_fr, 1.0, -1.0)
+    margin = (toward * out["french_margin"])[idx]
+    return {"data": s, "idx": idx, "z": out["z"][:, :, idx], "margin": margin, "coherent": margin > 0,
+            "toward": toward[idx], "question_fr": s.question_fr[idx]}
+
+
+def require_both_outcomes(run, share_min: float, per_language_min: int) -> None:
+    """Not applicable unless the reply leans to the question's language on between share_min and
+    1 - share_min of the cross-lingual prompts of the selection set and of every held-out set,
+    with at least per_language_min of each outcome per question language in the selection set."""
+    for name, d in [("selection", run.selection_data)] + spec_variants(run.spec.data):
+        c = cross_pass(run, d)
+        share = float(c["coherent"].float().mean())
+        if not share_min <= share <= 1 - share_min:
+            run.not_applicable(f"the first reply token leans to the question's language on {share:.0%} of the "
+                               f"cross-lingual {name} prompts ({d['template']}); the claim needs {share_min:.0%} "
+                               f"to {1 - share_min:.0%}, so that both outcomes can be probed")
+    c = cross_pass(run, run.selection_data)
+    for lang, rows in (("French", c["question_fr"]), ("English", ~c["question_fr"])):
+        n_yes, n_no = int(c["coherent"][rows].sum()), int((~c["coherent"])[rows].sum())
+        if min(n_yes, n_no) < per_language_min:
+            run.not_applicable(f"of the cross-lingual selection prompts asked in {lang}, {n_yes} lean to "
+                               f"{lang} and {n_no} do not; the claim needs {per_language_min} of each")
+
+
+@claim("coherence-heads-probe-steering")
+def test_coherence_heads_probe(run):
+    model, p = run.model, run.params
+    require_both_outcomes(run, float(p["min_share"]), int(p["per_language_min"]))
+    sel = cross_pass(run, run.selection_data)
+    labels = sel["coherent"].long()
+    kw = dict(seed=int(p["probe_seed"]), steps=int(p["probe_steps"]), weight_decay=float(p["weight_decay"]))
+    correct, prob = probing.grouped_cv(sel["z"], labels, sel["data"].country[sel["idx"]], folds=int(p["folds"]), **kw)
+    w = class_weights(sel["coherent"])
+    cv = (correct * w).mean(-1)                                              # [layer, head] balanced accuracy
+    key = cv.flatten() * (4 * len(labels)) + prob.mean(-1).flatten()        # ties broken by the probability
+    order = torch.argsort(key, descending=True, stable=True)[: int(p["k"])]
+    top = [(int(i) // model.n_heads, int(i) % model.n_heads) for i in order]
+    probes = probing.fit_probes(sel["z"], labels, **kw)
+    unit, sigma = stratified_directions(sel["z"], sel["coherent"], sel["question_fr"])
+    run.select(top, selection_cv_balanced_accuracy=float(sum(cv[h] for h in top)) / len(top),
+               selection_all_heads_median_cv=float(cv.median()), selection_coherent_share=sel["coherent"].float())
+    rows, cols = [h[0] for h in top], [h[1] for h in top]
+    sets = stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["null_sets"]),
+                                   seed=int(p["null_seed"]), exclude=top)
+    small = torch.cat([torch.tensor([[list(h) for h in top]]),
+                       stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["steering_sets"]),
+                                               seed=int(p["null_seed"]), exclude=top)])
+    vectors = float(p["alpha"]) * sigma[small[..., 0], small[..., 1], None] * unit[small[..., 0], small[..., 1]]
+    for d in run.variants():
+        test = cross_pass(run, d)
+        s, coherent = test["data"], test["coherent"]
+        w = class_weights(coherent)
+        hit = probes.correct(test["z"], coherent.long())                     # [layer, head, cross prompts]
+        balanced = (hit * w).mean(-1)
+        wrong = (~coherent).nonzero().flatten()
+        steered = torch.zeros(len(small), len(wrong))
+        for group in by_length([s.ids[int(test["idx"][i])] for i in wrong]):
+            rows_ = wrong[group]
+            tokens = torch.tensor([s.ids[int(test["idx"][i])] for i in rows_.tolist()])
+            out = forward_reduce(model.bridge, tokens.repeat(len(small), 1), final_at=-1,
+                                 fwd_hooks=steering.head_set_addition_hooks(small, vectors, len(rows_),
+                                                                            tokens.shape[1] - 1))
+            m = french_margin(opening_lse(model.bridge, out["final"], s.opening_ids)).view(len(small), len(rows_))
+            steered[:, group] = test["toward"][rows_][None] * m
+        rise = steered - test["margin"][wrong][None]                         # [1 + sets, incoherent prompts]
+        run.measure(coherent_share=coherent.float(), n_incoherent=len(wrong),
+                    chosen_heads_balanced_accuracy=hit[rows, cols].mean(0) * w,
+                    all_heads_median_balanced_accuracy=float(balanced.median()),
+                    best_head_balanced_accuracy=float(balanced.max()),
+                    coherence_margin_rise=rise[0], fixed_share=(steered[0] > 0).float(),
+                    top_heads_depth=float(torch.tensor([relative_depth(la, model.n_layers) for la, _ in top]).median()))
+        run.null("matched_sets_accuracy", stats.set_means(balanced, sets))
+        run.null("matched_sets_steering", rise[1:].mean(1))
+        if run.is_primary:
+            run.artifact(scores=balanced.tolist(),
+                         score_name="held-out balanced accuracy of the head's probe for whether the reply's first "
+                                    "token leans to the question's language",
+                         selection_scores=cv.tolist(), top_heads=[fmt_head(*h) for h in top],
+                         null_example_heads=[fmt_head(*h) for h in sets[0].tolist()], alpha=float(p["alpha"]))
     run.conclude()

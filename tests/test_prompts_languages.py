@@ -53,3 +53,17 @@ def test_opening_tokens_are_disjoint_and_readable():
     fr = {tok.decode([t]) for t in ids["fr"].tolist()}
     assert {"The", "According"} <= en and {"La", "Le"} <= fr
     assert all(sum(ch.isalpha() for ch in piece) >= 2 for piece in en | fr)
+
+
+def test_prompts_come_in_blocks_of_four_and_all_gives_every_template():
+    """The claims read margin.view(-1, 2, 2) as [block, passage, question]."""
+    tok = smollm2().tokenizer
+    fmt = rq.chat_format(tok, "SmolLM2")
+    one = languages.language_prompts(tok, fmt, template="city-is", half="select", split_seed=0)
+    every = languages.language_prompts(tok, fmt, template="all", half="select", split_seed=0)
+    assert len(every.ids) == len(languages.TEMPLATES) * len(one.ids) == 3 * 4 * 18
+    blocks = every.passage_fr.view(-1, 2, 2), every.question_fr.view(-1, 2, 2), every.country.view(-1, 4)
+    assert not blocks[0][:, 0].any() and blocks[0][:, 1].all()          # passage: en, en, fr, fr
+    assert not blocks[1][..., 0].any() and blocks[1][..., 1].all()      # question: en, fr, en, fr
+    assert (blocks[2] == blocks[2][:, :1]).all()                         # one country per block
+    assert every.ids[-len(one.ids):] == one.ids                          # "city-is" comes last

@@ -71,6 +71,9 @@ OPENINGS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class LanguagePrompts:
+    """Prompts in blocks of four per (template, country): passage en, question en / passage en,
+    question fr / passage fr, question en / passage fr, question fr."""
+
     ids: list[list[int]]            # each prompt's tokens, ending where the reply starts
     country: torch.Tensor           # [n] index into COUNTRIES
     passage_fr: torch.Tensor        # [n] bool: the passage is in French
@@ -114,17 +117,19 @@ def request_text(template: str, country: int, passage: str, question: str) -> st
 
 
 def language_prompts(tokenizer, fmt: ChatFormat, *, template: str, half: str, split_seed: int) -> LanguagePrompts:
-    """Four requests per country of the half (passage and question each in English or French)."""
-    if template not in TEMPLATES:
-        raise ValueError(f"unknown template {template!r}; known: {sorted(TEMPLATES)}")
+    """Four requests per country of the half (passage and question each in English or French);
+    template "all" gives every template's requests, one template after another."""
+    if template != "all" and template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; known: {sorted(TEMPLATES)} or 'all'")
     texts, country, p_fr, q_fr = [], [], [], []
-    for i in country_half(split_seed, half):
-        for passage in LANGUAGES:
-            for question in LANGUAGES:
-                texts.append(request_text(template, i, passage, question))
-                country.append(i)
-                p_fr.append(passage == "fr")
-                q_fr.append(question == "fr")
+    for t in (list(TEMPLATES) if template == "all" else [template]):
+        for i in country_half(split_seed, half):
+            for passage in LANGUAGES:
+                for question in LANGUAGES:
+                    texts.append(request_text(t, i, passage, question))
+                    country.append(i)
+                    p_fr.append(passage == "fr")
+                    q_fr.append(question == "fr")
     chat = chat_prompts(tokenizer, texts, fmt)
     return LanguagePrompts(chat.ids, torch.tensor(country), torch.tensor(p_fr), torch.tensor(q_fr),
                            opening_ids(tokenizer), template)
