@@ -75,12 +75,8 @@ def test_accuracy_heads(run):
     labels = sel["right"].long()
     n = len(labels)
     kw = dict(seed=int(p["probe_seed"]), steps=int(p["probe_steps"]), weight_decay=float(p["weight_decay"]))
-    correct, prob = probing.grouped_cv(sel["z"], labels, torch.arange(n), folds=int(p["folds"]), **kw)
-    w = class_weights(sel["right"])
-    cv = (correct * w).mean(-1)                                              # [layer, head] balanced accuracy
-    key = cv.flatten() * (4 * n) + prob.mean(-1).flatten()                  # ties broken by the probability
-    order = torch.argsort(key, descending=True, stable=True)[: int(p["k"])]
-    top = [(int(i) // model.n_heads, int(i) % model.n_heads) for i in order]
+    top, cv = probing.rank_heads(sel["z"], labels, torch.arange(n), k=int(p["k"]), folds=int(p["folds"]),
+                                 row_weights=class_weights(sel["right"]), **kw)   # cv: balanced accuracy
     probes = probing.fit_probes(sel["z"], labels, **kw)
     unit, sigma = steering.mass_mean_directions(sel["z"], sel["right"])
     run.select(top, selection_cv_balanced_accuracy=float(sum(cv[h] for h in top)) / len(top),
@@ -88,10 +84,8 @@ def test_accuracy_heads(run):
     rows, cols = [h[0] for h in top], [h[1] for h in top]
     sets = stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["null_sets"]),
                                    seed=int(p["null_seed"]), exclude=top)
-    small = torch.cat([torch.tensor([[list(h) for h in top]]),
-                       stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["steering_sets"]),
-                                               seed=int(p["null_seed"]), exclude=top)])
-    vectors = float(p["alpha"]) * sigma[small[..., 0], small[..., 1], None] * unit[small[..., 0], small[..., 1]]
+    small, vectors = steering.matched_shift_sets(top, unit, sigma, float(p["alpha"]), model.n_layers, model.n_heads,
+                                                 n_sets=int(p["steering_sets"]), seed=int(p["null_seed"]))
     for d in run.variants():
         test = sums(run, d)
         s, right = test["data"], test["right"]

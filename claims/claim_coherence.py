@@ -111,21 +111,15 @@ def test_coherence_heads(run):
     sel = clean_pass(run, run.selection_data)
     labels = sel["data"].question_fr.long()
     kw = dict(seed=int(p["probe_seed"]), steps=int(p["probe_steps"]), weight_decay=float(p["weight_decay"]))
-    correct, prob = probing.grouped_cv(sel["z"], labels, sel["data"].country, folds=int(p["folds"]), **kw)
-    cv = correct.mean(-1)                                                    # [layer, head] (balanced by design)
-    key = cv.flatten() * (4 * len(labels)) + prob.mean(-1).flatten()        # ties broken by the probability
-    order = torch.argsort(key, descending=True, stable=True)[: int(p["k"])]
-    top = [(int(i) // model.n_heads, int(i) % model.n_heads) for i in order]
+    top, cv = probing.rank_heads(sel["z"], labels, sel["data"].country, k=int(p["k"]), folds=int(p["folds"]), **kw)
     probes = probing.fit_probes(sel["z"], labels, **kw)
     unit, sigma = steering.mass_mean_directions(sel["z"], sel["data"].question_fr)
     run.select(top, selection_cv_accuracy=float(sum(cv[h] for h in top)) / len(top),
                selection_all_heads_median_cv=float(cv.median()),
                selection_heads_at_full_cv=int((cv == 1).sum()))
     rows, cols = [h[0] for h in top], [h[1] for h in top]
-    sets = torch.cat([torch.tensor([[list(h) for h in top]]),
-                      stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["steering_sets"]),
-                                              seed=int(p["null_seed"]), exclude=top)])
-    vectors = float(p["alpha"]) * sigma[sets[..., 0], sets[..., 1], None] * unit[sets[..., 0], sets[..., 1]]
+    sets, vectors = steering.matched_shift_sets(top, unit, sigma, float(p["alpha"]), model.n_layers, model.n_heads,
+                                                n_sets=int(p["steering_sets"]), seed=int(p["null_seed"]))
     for d in run.variants():
         test = clean_pass(run, d)
         s, margin = test["data"], test["french_margin"]
@@ -217,12 +211,8 @@ def test_coherence_heads_probe(run):
     sel = cross_pass(run, run.selection_data)
     labels = sel["coherent"].long()
     kw = dict(seed=int(p["probe_seed"]), steps=int(p["probe_steps"]), weight_decay=float(p["weight_decay"]))
-    correct, prob = probing.grouped_cv(sel["z"], labels, sel["data"].country[sel["idx"]], folds=int(p["folds"]), **kw)
-    w = class_weights(sel["coherent"])
-    cv = (correct * w).mean(-1)                                              # [layer, head] balanced accuracy
-    key = cv.flatten() * (4 * len(labels)) + prob.mean(-1).flatten()        # ties broken by the probability
-    order = torch.argsort(key, descending=True, stable=True)[: int(p["k"])]
-    top = [(int(i) // model.n_heads, int(i) % model.n_heads) for i in order]
+    top, cv = probing.rank_heads(sel["z"], labels, sel["data"].country[sel["idx"]], k=int(p["k"]),
+                                 folds=int(p["folds"]), row_weights=class_weights(sel["coherent"]), **kw)
     probes = probing.fit_probes(sel["z"], labels, **kw)
     unit, sigma = stratified_directions(sel["z"], sel["coherent"], sel["question_fr"])
     run.select(top, selection_cv_balanced_accuracy=float(sum(cv[h] for h in top)) / len(top),
@@ -230,10 +220,8 @@ def test_coherence_heads_probe(run):
     rows, cols = [h[0] for h in top], [h[1] for h in top]
     sets = stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["null_sets"]),
                                    seed=int(p["null_seed"]), exclude=top)
-    small = torch.cat([torch.tensor([[list(h) for h in top]]),
-                       stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["steering_sets"]),
-                                               seed=int(p["null_seed"]), exclude=top)])
-    vectors = float(p["alpha"]) * sigma[small[..., 0], small[..., 1], None] * unit[small[..., 0], small[..., 1]]
+    small, vectors = steering.matched_shift_sets(top, unit, sigma, float(p["alpha"]), model.n_layers, model.n_heads,
+                                                 n_sets=int(p["steering_sets"]), seed=int(p["null_seed"]))
     for d in run.variants():
         test = cross_pass(run, d)
         s, coherent = test["data"], test["coherent"]

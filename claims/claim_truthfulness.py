@@ -110,13 +110,7 @@ def chosen(run) -> dict:
     def compute():
         data, clean = statements(run, run.selection_data)
         kw = dict(seed=int(p["probe_seed"]), steps=int(p["probe_steps"]), weight_decay=float(p["weight_decay"]))
-        correct, prob = probing.grouped_cv(clean["z"], data.label, data.fact, folds=int(p["folds"]), **kw)
-        cv, cv_prob = correct.mean(-1), prob.mean(-1)
-        # Rank by cross-validated accuracy; ties (several heads can be right on every selection
-        # statement) are broken by the mean probability the probe gives the right label.
-        key = cv.flatten() * (4 * correct.shape[-1]) + cv_prob.flatten()
-        order = torch.argsort(key, descending=True, stable=True)[: int(p["k"])]
-        top = [(int(i) // model.n_heads, int(i) % model.n_heads) for i in order]
+        top, cv = probing.rank_heads(clean["z"], data.label, data.fact, k=int(p["k"]), folds=int(p["folds"]), **kw)
         unit, sigma = steering.mass_mean_directions(clean["z"], data.label)
         j = clean["judge"].view(-1, 2)
         return {"top": top, "cv": cv, "probes": probing.fit_probes(clean["z"], data.label, **kw),
@@ -177,11 +171,9 @@ def test_truthfulness_steering(run):
             f"true statement than for the false one in {int(sel['judge_pairs'].sum())} of {len(sel['judge_pairs'])} "
             f"selection pairs ({judged:.2f}); needs at least {float(p['min_judge']):g}")
     top = freeze(run, sel)
-    small = stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["steering_sets"]),
-                                    seed=int(p["null_seed"]), exclude=top)
-    sets = torch.cat([torch.tensor([[list(h) for h in top]]), small])      # set 0: the chosen heads
     alpha = float(p["alpha"])
-    vectors = alpha * sel["sigma"][sets[..., 0], sets[..., 1], None] * sel["unit"][sets[..., 0], sets[..., 1]]
+    sets, vectors = steering.matched_shift_sets(top, sel["unit"], sel["sigma"], alpha, model.n_layers, model.n_heads,
+                                                n_sets=int(p["steering_sets"]), seed=int(p["null_seed"]))
     for data_spec in run.variants():
         data, clean = statements(run, data_spec)
         rows = torch.arange(1, data.tokens.shape[0], 2 * data.per_fact)   # each fact's first false statement
@@ -198,5 +190,5 @@ def test_truthfulness_steering(run):
         run.null("matched_sets_steering", effect[1:].mean(1))
         if run.is_primary:
             run.artifact(top_heads=[fmt_head(*h) for h in top], alpha=alpha,
-                         null_example_heads=[fmt_head(*h) for h in small[0].tolist()])
+                         null_example_heads=[fmt_head(*h) for h in sets[1].tolist()])
     run.conclude()

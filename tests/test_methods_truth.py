@@ -104,6 +104,31 @@ def test_grouped_cv_and_held_out_probes_find_the_planted_head():
     assert held[1, 2] >= 0.95 and held.flatten()[:5].max() < 0.8
 
 
+def test_rank_heads_puts_the_planted_head_first_and_weights_rows():
+    feats, labels, groups = planted()
+    top, cv = probing.rank_heads(feats, labels, groups, k=2, folds=4, seed=0)
+    assert top[0] == (1, 2) and len(top) == 2 and cv.shape == (2, 3)
+    correct, _ = probing.grouped_cv(feats, labels, groups, folds=4, seed=0)
+    assert torch.equal(cv, correct.mean(-1))                             # no weights: plain accuracy
+    weights = torch.where(labels.bool(), 2.0, 0.0)                        # only the rows of one class count
+    _, weighted = probing.rank_heads(feats, labels, groups, k=1, folds=4, seed=0, row_weights=weights)
+    assert torch.allclose(weighted, (correct * weights).mean(-1))
+
+
+def test_matched_shift_sets_put_the_chosen_heads_first_with_their_own_vectors():
+    unit = torch.nn.functional.normalize(torch.randn(4, 3, 5, generator=torch.Generator().manual_seed(0)), dim=-1)
+    sigma = torch.arange(12, dtype=torch.float).view(4, 3) + 1
+    sets, vectors = steering.matched_shift_sets([(1, 2), (3, 0)], unit, sigma, 5.0, 4, 3, n_sets=19, seed=0)
+    assert sets.shape == (20, 2, 2) and vectors.shape == (20, 2, 5)
+    assert sets[0].tolist() == [[1, 2], [3, 0]]
+    assert (sets[1:, 0, 0] == 1).all() and (sets[1:, 1, 0] == 3).all()   # same layers
+    assert not ((sets[1:, 0] == torch.tensor([1, 2])).all(-1)).any()      # the chosen heads are excluded
+    for s in (0, 7):
+        for j in range(2):
+            layer, head = sets[s, j].tolist()
+            assert torch.allclose(vectors[s, j], 5.0 * sigma[layer, head] * unit[layer, head])
+
+
 def test_probe_heads_unchanged_by_the_fit_refactor():
     # probe_heads now trains through fit_probes; with a linearly planted label it still finds it,
     # and train accuracy is measured on the training rows.

@@ -150,3 +150,21 @@ def grouped_cv(features: torch.Tensor, labels: torch.Tensor, groups: torch.Tenso
         out[..., test] = probes.correct(features[..., test, :], labels[test])
         prob[..., test] = probes.prob_correct(features[..., test, :], labels[test])
     return out, prob
+
+
+def rank_heads(features: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, *, k: int, folds: int = 4,
+               row_weights: torch.Tensor | None = None, seed: int = 0, steps: int = 300, lr: float = 0.05,
+               weight_decay: float = 1e-3) -> tuple[list[tuple[int, int]], torch.Tensor]:
+    """The k heads whose probes do best under grouped cross-validation (grouped_cv), from
+    features [layer, head, n, d]. The score is the weighted mean of each row's correctness
+    (row_weights, e.g. class weights for a balanced accuracy; plain accuracy without them). Ties
+    (many heads can be right on every selection row) are broken by the mean probability the probe
+    gives the right class. -> (top k as (layer, head), the score grid [layer, head])."""
+    correct, prob = grouped_cv(features, labels, groups, folds=folds, seed=seed, steps=steps, lr=lr,
+                               weight_decay=weight_decay)
+    n = correct.shape[-1]
+    cv = correct.mean(-1) if row_weights is None else (correct * row_weights).mean(-1)
+    key = cv.flatten() * (4 * n) + prob.mean(-1).flatten()
+    order = torch.argsort(key, descending=True, stable=True)[:k]
+    n_heads = features.shape[1]
+    return [(int(i) // n_heads, int(i) % n_heads) for i in order], cv

@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 
 from headatlas.methods.replacement import Hook, Metric, cache_z, position_mask, run_metric
+from headatlas.methods.stats import matched_head_sets
 
 
 def contrast_direction(bridge, positive: torch.Tensor, negative: torch.Tensor, layer: int, head: int,
@@ -115,3 +116,14 @@ def head_set_addition_hooks(head_sets: torch.Tensor, vectors: torch.Tensor, n_pr
             return z
         hooks.append((f"blocks.{layer}.attn.hook_z", add))
     return hooks
+
+
+def matched_shift_sets(heads: Sequence[tuple[int, int]], unit: torch.Tensor, sigma: torch.Tensor, alpha: float,
+                       n_layers: int, n_heads: int, n_sets: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chosen heads as set 0 and n_sets layer-matched random sets after it ([1 + n_sets, k, 2]),
+    with the vector each head is shifted by: alpha of its own standard deviations along its own
+    unit direction (unit [layer, head, d_head], sigma [layer, head]) -> [1 + n_sets, k, d_head].
+    For head_set_addition_hooks: every set is pushed the same way, each along its own direction."""
+    others = matched_head_sets(heads, n_layers, n_heads, n_sets=n_sets, seed=seed, exclude=heads)
+    sets = torch.cat([torch.tensor([[list(h) for h in heads]]), others])
+    return sets, alpha * sigma[sets[..., 0], sets[..., 1], None] * unit[sets[..., 0], sets[..., 1]]
