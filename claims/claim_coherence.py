@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import torch
 from _attn import forward_reduce, memo
-from claim_accuracy import class_weights
 from _facts import columns
+from claim_accuracy import class_weights
 
 from headatlas.claims import claim
 from headatlas.claims.runtime import spec_variants
@@ -80,6 +80,24 @@ def clean_pass(run, data_spec: dict) -> dict:
         return {"data": s, "z": z, "french_margin": margin}
 
     return memo(("coherence-pass", model.name, {k: v for k, v in data_spec.items() if k != "name"}), compute)
+
+
+def steered_margins(run, s: languages.LanguagePrompts, rows: torch.Tensor, sets: torch.Tensor,
+                    vectors: torch.Tensor, row_sign: torch.Tensor | None = None) -> torch.Tensor:
+    """The French-minus-English margin of prompts `rows` with each head set's shift added at the
+    last position (steering.head_set_addition_hooks; row_sign flips it per prompt), one batched
+    pass per prompt length. -> [n_sets, len(rows)]."""
+    bridge = run.model.bridge
+    out = torch.zeros(len(sets), len(rows))
+    for group in by_length([s.ids[int(i)] for i in rows]):
+        idx = rows[group]
+        tokens = torch.tensor([s.ids[int(i)] for i in idx])
+        sign = None if row_sign is None else row_sign[group]
+        final = forward_reduce(bridge, tokens.repeat(len(sets), 1), final_at=-1,
+                               fwd_hooks=steering.head_set_addition_hooks(sets, vectors, len(idx),
+                                                                          tokens.shape[1] - 1, sign))["final"]
+        out[:, group] = french_margin(opening_lse(bridge, final, s.opening_ids)).view(len(sets), len(idx))
+    return out
 
 
 def set_label(name: str, data_spec: dict) -> str:
@@ -135,15 +153,7 @@ def test_coherence_heads(run):
         coherent = toward * margin                                           # the question language's margin
         hit = probes.correct(test["z"], s.question_fr.long())               # [layer, head, n]
         cross = s.cross.nonzero().flatten()
-        steered = torch.zeros(len(sets), len(cross))
-        for group in by_length([s.ids[i] for i in cross]):
-            idx = cross[group]
-            tokens = torch.tensor([s.ids[i] for i in idx.tolist()])
-            out = forward_reduce(model.bridge, tokens.repeat(len(sets), 1), final_at=-1,
-                                 fwd_hooks=steering.head_set_addition_hooks(sets, vectors, len(idx),
-                                                                            tokens.shape[1] - 1, toward[idx]))
-            m = french_margin(opening_lse(model.bridge, out["final"], s.opening_ids)).view(len(sets), len(idx))
-            steered[:, group] = toward[idx][None] * m
+        steered = toward[cross][None] * steered_margins(run, s, cross, sets, vectors, toward[cross])
         rise = steered - coherent[cross][None]                               # [1 + sets, cross prompts]
         run.measure(coherence_margin_rise=rise[0],
                     cross_coherent_share=(coherent[cross] > 0).float(),
@@ -237,15 +247,7 @@ def test_coherence_heads_probe(run):
         hit = probes.correct(test["z"], coherent.long())                     # [layer, head, cross prompts]
         balanced = (hit * w).mean(-1)
         wrong = (~coherent).nonzero().flatten()
-        steered = torch.zeros(len(small), len(wrong))
-        for group in by_length([s.ids[int(test["idx"][i])] for i in wrong]):
-            rows_ = wrong[group]
-            tokens = torch.tensor([s.ids[int(test["idx"][i])] for i in rows_.tolist()])
-            out = forward_reduce(model.bridge, tokens.repeat(len(small), 1), final_at=-1,
-                                 fwd_hooks=steering.head_set_addition_hooks(small, vectors, len(rows_),
-                                                                            tokens.shape[1] - 1))
-            m = french_margin(opening_lse(model.bridge, out["final"], s.opening_ids)).view(len(small), len(rows_))
-            steered[:, group] = test["toward"][rows_][None] * m
+        steered = test["toward"][wrong][None] * steered_margins(run, s, test["idx"][wrong], small, vectors)
         rise = steered - test["margin"][wrong][None]                         # [1 + sets, incoherent prompts]
         run.measure(coherent_share=coherent.float(), n_incoherent=len(wrong),
                     chosen_heads_balanced_accuracy=hit[rows, cols].mean(0) * w,
