@@ -39,8 +39,9 @@ def _nas(pattern: torch.Tensor, q: patterns.YesNo) -> torch.Tensor:
 
 def both_orders(model, d: dict) -> dict:
     """The questions in both option orders (same questions, row for row), one clean pass each:
-    NAS [order, layer, batch, head], logit(Yes) - logit(No) at the answer [order, batch], the
-    accuracy over both orders."""
+    NAS [order, layer, batch, head], logit(Yes) - logit(No) at the answer [order, batch], and
+    over both orders the accuracy, the share answered No and the AUC of logit(Yes) - logit(No)
+    for telling true statements from false ones."""
 
     def compute():
         out = {"nas": [], "yes_minus_no": [], "q": []}
@@ -56,6 +57,7 @@ def both_orders(model, d: dict) -> dict:
         truth = torch.stack([q.truth for q in out["q"]]).bool()
         out["accuracy"] = float(((out["yes_minus_no"] > 0) == truth).float().mean())
         out["no_rate"] = float((out["yes_minus_no"] < 0).float().mean())
+        out["auc"] = stats.auc(out["yes_minus_no"], truth)
         return out
 
     key = {k: d[k] for k in ("n_prompts", "template", "seed")} | {"chat": bool(d.get("chat"))}
@@ -105,10 +107,14 @@ def evened_shift(model, c: dict, sets: torch.Tensor) -> torch.Tensor:
 
 
 def _gate(run, c: dict, where: str) -> None:
-    need = float(run.params["min_accuracy"])
-    if c["accuracy"] < need:
-        run.not_applicable(f"answers {c['accuracy']:.0%} of the {where} right in both option orders "
-                           f"(chance 50%; says No to {c['no_rate']:.0%}); the claim needs {need:.0%}")
+    """The model must tell true statements from false ones by logit(Yes) - logit(No), whatever
+    its leaning: an accuracy gate would turn away the negatively biased models the type is about
+    (a model that knows the answers but says No too often)."""
+    need = float(run.params["min_auc"])
+    if c["auc"] < need:
+        run.not_applicable(f"tells true from false statements with an AUC of {c['auc']:.2f} on the {where} "
+                           f"(chance 0.5; right on {c['accuracy']:.0%} in both option orders, says No to "
+                           f"{c['no_rate']:.0%}); the claim needs {need:g}")
 
 
 @claim("negative-heads-nas")
@@ -132,7 +138,7 @@ def test_negative_heads(run):
         nas = c["nas"]                                                           # [order, layer, batch, head]
         weaker = nas.min(0).values                                               # [layer, batch, head]
         shift = evened_shift(model, c, sets)                                     # [1 + n_sets, 2 * batch]
-        run.measure(accuracy=c["accuracy"], no_rate=c["no_rate"],
+        run.measure(accuracy=c["accuracy"], no_rate=c["no_rate"], auc=c["auc"],
                     nas_weaker_order=weaker[hv[:, 0], :, hv[:, 1]].mean(0),
                     nas_yes_first=nas[0][hv[:, 0], :, hv[:, 1]].mean(0),
                     nas_no_first=nas[1][hv[:, 0], :, hv[:, 1]].mean(0),

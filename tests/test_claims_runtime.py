@@ -237,6 +237,18 @@ def test_bootstrap_ratio_resamples_prompts_together():
     assert est.value == est.low == est.high == pytest.approx(0.5)  # paired: every resample is 0.5
 
 
+def test_auc_reads_separation_not_the_threshold():
+    truth = torch.tensor([1, 1, 1, 0, 0, 0])
+    margin = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -3.0])
+    assert stats.auc(margin, truth) == pytest.approx(1.0)
+    assert stats.auc(margin - 10.0, truth) == pytest.approx(1.0)   # says No to everything, still separates
+    assert stats.auc(-margin, truth) == pytest.approx(0.0)
+    assert stats.auc(torch.zeros(6), truth) == pytest.approx(0.5)   # ties count half
+    assert stats.auc(torch.tensor([1.0, 0.0, 3.0, 2.0]), torch.tensor([1, 1, 0, 0])) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="each class"):
+        stats.auc(margin, torch.ones(6))
+
+
 def test_empirical_p_has_the_plus_one_correction():
     assert stats.empirical_p(5.0, torch.zeros(999)) == pytest.approx(0.001)
     assert stats.empirical_p(-1.0, torch.zeros(999)) == pytest.approx(1.0)

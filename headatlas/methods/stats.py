@@ -100,6 +100,19 @@ def empirical_p(observed: float, null: Sequence[float] | torch.Tensor, greater: 
     return float((1 + int(extreme.sum())) / (1 + n.numel()))
 
 
+def auc(scores, labels) -> float:
+    """Area under the ROC curve: the chance that a positive (label 1) scores above a negative,
+    ties counting half (the Mann-Whitney statistic). It reads how well a score separates the two
+    classes whatever threshold the model applies, so a model biased toward one answer can still
+    separate them."""
+    s, y = _as_tensor(scores).double().flatten(), _as_tensor(labels).bool().flatten()
+    pos, neg = s[y], s[~y]
+    if pos.numel() == 0 or neg.numel() == 0:
+        raise ValueError("auc needs at least one score of each class")
+    diff = pos[:, None] - neg[None, :]
+    return float(((diff > 0).double() + 0.5 * (diff == 0).double()).mean())
+
+
 def percentile(null: Sequence[float] | torch.Tensor, q: float) -> float:
     n = torch.as_tensor(null, dtype=torch.float64).flatten()
     return float(torch.quantile(n, q / 100.0))
