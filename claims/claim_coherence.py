@@ -177,20 +177,6 @@ def test_coherence_heads(run):
 # ----------------------------------------------------------------------------- the source's label
 
 
-def stratified_directions(z: torch.Tensor, coherent: torch.Tensor, question_fr: torch.Tensor
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each head's coherent-minus-incoherent direction, taken within each question language and
-    averaged, so that it does not point at a language (coherence can be confounded with the
-    question's language when a model leans to one); with the standard deviation of the outputs
-    along it. z [layer, head, n, d] -> (unit [layer, head, d], sigma [layer, head])."""
-    x = z.float()
-    diffs = [x[..., coherent & lang, :].mean(-2) - x[..., ~coherent & lang, :].mean(-2)
-             for lang in (question_fr, ~question_fr)]
-    diff = (diffs[0] + diffs[1]) / 2
-    unit = diff / diff.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-    return unit, (x * unit[..., None, :]).sum(-1).std(-1)
-
-
 def cross_pass(run, data_spec: dict) -> dict:
     """The cross-lingual prompts of a spec: indices, z, the question language's margin and whether
     the reply leans to the question's language (the label)."""
@@ -232,7 +218,7 @@ def test_coherence_heads_probe(run):
     top, cv = probing.rank_heads(sel["z"], labels, sel["data"].country[sel["idx"]], k=int(p["k"]),
                                  folds=int(p["folds"]), row_weights=class_weights(sel["coherent"]), **kw)
     probes = probing.fit_probes(sel["z"], labels, **kw)
-    unit, sigma = stratified_directions(sel["z"], sel["coherent"], sel["question_fr"])
+    unit, sigma = steering.stratified_mass_mean_directions(sel["z"], sel["coherent"], sel["question_fr"].long())
     run.select(top, selection_cv_balanced_accuracy=float(sum(cv[h] for h in top)) / len(top),
                selection_all_heads_median_cv=float(cv.median()), selection_coherent_share=sel["coherent"].float())
     rows, cols = [h[0] for h in top], [h[1] for h in top]

@@ -112,6 +112,31 @@ def test_color_task_asks_held_out_objects_with_their_colour_as_the_answer(tok, t
         pa.mcqa_prompts(tok, task="colour")
 
 
+@pytest.mark.parametrize("rotate", [1, 2, 3])
+def test_rotated_colors_question_keeps_each_colour_under_the_shifted_letter(tok, rotate):
+    """The consistency claim's pairing: the colour under letter c in the original question is
+    under letter (c + rotate) mod 4 in the rotated one, the object asked is the same, and
+    `subjects` names it."""
+    q = pa.mcqa_prompts(tok, n_prompts=12, n_shots=3, template="question", seed=5, task="color", half="select")
+    r = pa.mcqa_prompts(tok, n_prompts=12, n_shots=3, template="question", seed=5, task="color", half="select",
+                        rotate=rotate)
+    assert q.subjects == r.subjects and len(q.subjects) == 12
+    assert set(q.subjects) <= set(pa.color_objects(tok, "select"))
+    for i in range(12):
+        assert f" {q.subjects[i]}?" in dec(tok, q.tokens[i].tolist())
+        for c in range(4):
+            before = dec(tok, [q.tokens[i, q.word_pos[i, c]]])
+            after = dec(tok, [r.tokens[i, r.word_pos[i, (c + rotate) % 4]]])
+            assert before == after
+
+
+def test_target_margin_is_positive_exactly_when_the_target_letter_wins():
+    from claim_consistency import target_margin
+    letters = torch.tensor([[1.0, 3.0, 2.0, 0.0], [1.0, 3.0, 2.0, 0.0], [5.0, 5.0, 0.0, 0.0]])
+    got = target_margin(letters, torch.tensor([1, 2, 0]))
+    assert torch.allclose(got, torch.tensor([1.0, -1.0, 0.0]))               # a tie is not a win
+
+
 @pytest.mark.parametrize("no_first", [False, True])
 def test_yes_no_option_positions(tok, no_first):
     d = pa.yes_no_prompts(tok, n_prompts=6, template="answer-with", no_first=no_first, seed=0)

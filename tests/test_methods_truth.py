@@ -149,6 +149,27 @@ def test_mass_mean_direction_points_from_false_to_true():
         steering.mass_mean_directions(feats, torch.ones_like(labels))
 
 
+def test_stratified_direction_ignores_what_the_strata_differ_by():
+    """Label 1 is commoner in stratum 1, which sits far along coordinate 0, and is the only
+    label of stratum 2, which sits far along coordinate 2; the label itself moves coordinate 1.
+    The plain mass-mean direction points mostly elsewhere, the stratified one along coordinate 1
+    (stratum 2, without both labels, is left out)."""
+    gen = torch.Generator().manual_seed(0)
+    strata = torch.tensor([0] * 40 + [1] * 40 + [2] * 10)
+    labels = torch.cat([torch.arange(40) < 10, torch.arange(40) < 30, torch.ones(10, dtype=torch.bool)])
+    x = 0.1 * torch.randn(90, 4, generator=gen)
+    x[:, 0] += 5.0 * (strata == 1)
+    x[:, 1] += 1.0 * labels
+    x[80:, 2] += 50.0                                                   # stratum 2: one label only
+    plain, _ = steering.mass_mean_directions(x, labels)
+    unit, sigma = steering.stratified_mass_mean_directions(x, labels, strata, min_each=2)
+    assert float(plain[1]) < 0.2 and float(plain[0]) > 0.1
+    assert float(unit[1]) > 0.99 and abs(float(unit[2])) < 0.05
+    assert abs(float(sigma) - float((x @ unit).std())) < 1e-5
+    with pytest.raises(ValueError, match="no stratum"):
+        steering.stratified_mass_mean_directions(x, labels, strata, min_each=41)
+
+
 def test_head_set_addition_hooks_shift_only_their_rows_heads_and_positions():
     sets = torch.tensor([[[0, 1], [1, 0]], [[0, 2], [1, 0]]])              # 2 sets of 2 heads
     vectors = torch.arange(1, 1 + 2 * 2 * 3, dtype=torch.float).view(2, 2, 3)

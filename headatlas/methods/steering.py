@@ -90,6 +90,28 @@ def mass_mean_directions(features: torch.Tensor, labels: torch.Tensor) -> tuple[
     return unit, sigma
 
 
+def stratified_mass_mean_directions(features: torch.Tensor, labels: torch.Tensor, strata: torch.Tensor,
+                                    min_each: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mass-mean direction taken within each stratum and then averaged, so that it does not
+    point at whatever the strata differ by when the label leans with them (a language, an answer
+    letter). Strata with fewer than min_each rows of either label are left out. features [..., n,
+    d_head], labels [n] (binary), strata [n] (ints) -> (unit [..., d_head], sigma [...]: the
+    standard deviation of all rows along it)."""
+    labels = torch.as_tensor(labels).bool()
+    strata = torch.as_tensor(strata)
+    x = features.float()
+    diffs = []
+    for value in torch.unique(strata).tolist():
+        pos, neg = labels & (strata == value), ~labels & (strata == value)
+        if int(pos.sum()) >= min_each and int(neg.sum()) >= min_each:
+            diffs.append(x[..., pos, :].mean(-2) - x[..., neg, :].mean(-2))
+    if not diffs:
+        raise ValueError(f"no stratum has {min_each} rows of each label")
+    diff = torch.stack(diffs).mean(0)
+    unit = diff / diff.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    return unit, (x * unit[..., None, :]).sum(-1).std(-1)
+
+
 def head_set_addition_hooks(head_sets: torch.Tensor, vectors: torch.Tensor, n_prompts: int,
                             start: int, row_sign: torch.Tensor | None = None) -> list[Hook]:
     """Hooks for a batch that repeats n_prompts prompts once per head set: in rows

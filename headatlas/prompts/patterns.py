@@ -93,6 +93,7 @@ class MCQA:
     answer: torch.Tensor            # [batch] index of the correct letter (0 = A)
     label_ids: torch.Tensor         # [n_options] token ids the model emits for each label
     labels: list[str]
+    subjects: tuple[str, ...] = ()  # [batch] the test question's category or Colors object
 
 
 def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots: int = 3,
@@ -185,7 +186,7 @@ def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots:
         return torch.randperm(n_options, generator=gen).tolist() if shuffle_labels else None
 
     order = torch.randperm(n_prompts, generator=gen).tolist()
-    rows, lps, wps, answers = [], [], [], []
+    rows, lps, wps, answers, subjects = [], [], [], [], []
     keys = objects if task == "color" else list(cats)
     cycle = torch.randperm(len(objects), generator=gen).tolist() if task == "color" else []
     for i in range(n_prompts):
@@ -219,9 +220,10 @@ def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots:
         seq += q + encode(tokenizer, cue)
         rows.append(seq)
         answers.append(perm[k] if perm else k)
+        subjects.append(test_key)
     _equal(rows, f"multiple-choice prompts ({template})")
     return MCQA(torch.tensor(rows), torch.tensor(lps), torch.tensor(wps), torch.tensor(answers),
-                torch.tensor(label_ids), labels)
+                torch.tensor(label_ids), labels, tuple(subjects))
 
 
 def _equal(rows: list[list[int]], what: str) -> None:
