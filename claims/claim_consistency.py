@@ -103,12 +103,12 @@ def require_both_outcomes(run, share_min: float, each_min: int) -> None:
     gives nothing to probe."""
     for name, d in [("selection", run.selection_data)] + spec_variants(run.spec.data):
         c = rotation_pairs(run, d)
-        share = float(c["consistent"].float().mean())
+        kept, n = int(c["consistent"].sum()), len(c["consistent"])
         where = f"the selection set (template {d['template']})" if name == "selection" else f'the held-out set "{name}"'
-        if not share_min <= share <= 1 - share_min:
-            run.not_applicable(f"picks the same colour with its options rotated on {share:.0%} of the rotated "
-                               f"questions of {where} (the original questions {c['accuracy']:.0%} right); the claim "
-                               f"needs {share_min:.0%} to {1 - share_min:.0%}, so that both outcomes can be probed")
+        if not share_min <= kept / n <= 1 - share_min:
+            run.not_applicable(f"keeps its colour when the options are rotated on {kept} of the {n} rotated questions "
+                               f"of {where} ({kept / n:.1%}; the original questions {c['accuracy']:.0%} right); the "
+                               f"claim needs {share_min:.0%} to {1 - share_min:.0%}, so that both outcomes can be probed")
     c = rotation_pairs(run, run.selection_data)
     n_yes = int(c["consistent"].sum())
     n_no = len(c["consistent"]) - n_yes
