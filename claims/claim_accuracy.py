@@ -21,14 +21,14 @@ Qwen2.5-Coder models get nearly all right, SmolLM2 and Gemma about a third to a 
 
 from __future__ import annotations
 
+import _probe_steer as ps
 import torch
 from _attn import forward_reduce, memo
 from _facts import columns
 
 from headatlas.claims import claim
 from headatlas.claims.runtime import spec_variants
-from headatlas.methods import probing, stats, steering
-from headatlas.methods.scoring import fmt_head, relative_depth
+from headatlas.methods import steering
 from headatlas.prompts import arithmetic
 
 
@@ -49,13 +49,6 @@ def sums(run, data_spec: dict) -> dict:
     return memo(("accuracy-sums", model.name, {k: v for k, v in data_spec.items() if k != "name"}), compute)
 
 
-def class_weights(labels: torch.Tensor) -> torch.Tensor:
-    """Per-row weights whose weighted mean of correctness is the balanced accuracy: n / (2 n_class)."""
-    labels = labels.bool()
-    n, n_right = len(labels), int(labels.sum())
-    return torch.where(labels, n / (2 * n_right), n / (2 * (n - n_right)))
-
-
 def require_both_outcomes(run, share_min: float) -> None:
     """Not applicable unless the model gets at least share_min of the sums right and as many wrong,
     on the selection sums and on every held-out variant."""
@@ -72,27 +65,15 @@ def test_accuracy_heads(run):
     model, p = run.model, run.params
     require_both_outcomes(run, float(p["min_share"]))
     sel = sums(run, run.selection_data)
-    labels = sel["right"].long()
-    n = len(labels)
-    kw = dict(seed=int(p["probe_seed"]), steps=int(p["probe_steps"]), weight_decay=float(p["weight_decay"]))
-    top, cv = probing.rank_heads(sel["z"], labels, torch.arange(n), k=int(p["k"]), folds=int(p["folds"]),
-                                 row_weights=class_weights(sel["right"]), **kw)   # cv: balanced accuracy
-    probes = probing.fit_probes(sel["z"], labels, **kw)
     unit, sigma = steering.mass_mean_directions(sel["z"], sel["right"])
-    run.select(top, selection_cv_balanced_accuracy=float(sum(cv[h] for h in top)) / len(top),
-               selection_all_heads_median_cv=float(cv.median()), selection_right_share=sel["right"].float())
-    rows, cols = [h[0] for h in top], [h[1] for h in top]
-    sets = stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["null_sets"]),
-                                   seed=int(p["null_seed"]), exclude=top)
-    small, vectors = steering.matched_shift_sets(top, unit, sigma, float(p["alpha"]), model.n_layers, model.n_heads,
-                                                 n_sets=int(p["steering_sets"]), seed=int(p["null_seed"]))
+    chosen = ps.choose(run, sel["z"], sel["right"], torch.arange(len(sel["right"])), unit, sigma,
+                       selection_right_share=sel["right"].float())
+    small, vectors = chosen.shift_sets, chosen.vectors
     for d in run.variants():
         test = sums(run, d)
         s, right = test["data"], test["right"]
-        w = class_weights(right)
-        hit = probes.correct(test["z"], right.long())                         # [layer, head, batch]
-        balanced = (hit * w).mean(-1)
-        wrong = (~right).nonzero().flatten()
+        probe = ps.held_out_probes(chosen, test["z"], right)
+        wrong = probe["wrong"]
         n_wrong = len(wrong)
         last = s.clean.shape[1] - 1
         out = forward_reduce(model.bridge, s.clean[wrong].repeat(len(small), 1), final_at=-1,
@@ -105,17 +86,7 @@ def test_accuracy_heads(run):
             return dg[..., torch.arange(n_wrong), target] - dg[..., torch.arange(n_wrong), pick]
         rise = margin(digits) - margin(test["digits"][wrong])[None]            # [1 + sets, wrong sums]
         fixed = (digits[0].argmax(-1) == target).float()
-        run.measure(right_share=right.float(), n_wrong=n_wrong,
-                    chosen_heads_balanced_accuracy=hit[rows, cols].mean(0) * w,
-                    all_heads_median_balanced_accuracy=float(balanced.median()),
-                    best_head_balanced_accuracy=float(balanced.max()),
-                    steering_margin_rise=rise[0], steering_fixed_share=fixed,
-                    top_heads_depth=float(torch.tensor([relative_depth(la, model.n_layers) for la, _ in top]).median()))
-        run.null("matched_sets_accuracy", stats.set_means(balanced, sets))
-        run.null("matched_sets_steering", rise[1:].mean(1))
-        if run.is_primary:
-            run.artifact(scores=balanced.tolist(), score_name="held-out balanced accuracy of the head's probe "
-                                                               "for whether the model's first digit is right",
-                         selection_scores=cv.tolist(), top_heads=[fmt_head(*h) for h in top],
-                         null_example_heads=[fmt_head(*h) for h in sets[0].tolist()], alpha=float(p["alpha"]))
+        ps.record(run, chosen, probe, rise, "held-out balanced accuracy of the head's probe for whether the "
+                                            "model's first digit is right",
+                  right_share=right.float(), n_wrong=n_wrong, steering_margin_rise=rise[0], steering_fixed_share=fixed)
     run.conclude()

@@ -34,14 +34,14 @@ prompts that lean the wrong way, more than matched sets shifted the same way.
 
 from __future__ import annotations
 
+import _probe_steer as ps
 import torch
 from _attn import forward_reduce, memo
 from _facts import columns
-from claim_accuracy import class_weights
 
 from headatlas.claims import claim
 from headatlas.claims.runtime import spec_variants
-from headatlas.methods import probing, stats, steering
+from headatlas.methods import probing, steering
 from headatlas.methods.refusal import by_length
 from headatlas.methods.scoring import fmt_head, relative_depth
 from headatlas.prompts import languages
@@ -210,43 +210,21 @@ def require_both_outcomes(run, share_min: float, per_language_min: int) -> None:
 
 @claim("coherence-heads-probe-steering")
 def test_coherence_heads_probe(run):
-    model, p = run.model, run.params
+    p = run.params
     require_both_outcomes(run, float(p["min_share"]), int(p["per_language_min"]))
     sel = cross_pass(run, run.selection_data)
-    labels = sel["coherent"].long()
-    kw = dict(seed=int(p["probe_seed"]), steps=int(p["probe_steps"]), weight_decay=float(p["weight_decay"]))
-    top, cv = probing.rank_heads(sel["z"], labels, sel["data"].country[sel["idx"]], k=int(p["k"]),
-                                 folds=int(p["folds"]), row_weights=class_weights(sel["coherent"]), **kw)
-    probes = probing.fit_probes(sel["z"], labels, **kw)
     unit, sigma = steering.stratified_mass_mean_directions(sel["z"], sel["coherent"], sel["question_fr"].long())
-    run.select(top, selection_cv_balanced_accuracy=float(sum(cv[h] for h in top)) / len(top),
-               selection_all_heads_median_cv=float(cv.median()), selection_coherent_share=sel["coherent"].float())
-    rows, cols = [h[0] for h in top], [h[1] for h in top]
-    sets = stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["null_sets"]),
-                                   seed=int(p["null_seed"]), exclude=top)
-    small, vectors = steering.matched_shift_sets(top, unit, sigma, float(p["alpha"]), model.n_layers, model.n_heads,
-                                                 n_sets=int(p["steering_sets"]), seed=int(p["null_seed"]))
+    chosen = ps.choose(run, sel["z"], sel["coherent"], sel["data"].country[sel["idx"]], unit, sigma,
+                       selection_coherent_share=sel["coherent"].float())
     for d in run.variants():
         test = cross_pass(run, d)
-        s, coherent = test["data"], test["coherent"]
-        w = class_weights(coherent)
-        hit = probes.correct(test["z"], coherent.long())                     # [layer, head, cross prompts]
-        balanced = (hit * w).mean(-1)
-        wrong = (~coherent).nonzero().flatten()
-        steered = test["toward"][wrong][None] * steered_margins(run, s, test["idx"][wrong], small, vectors)
+        probe = ps.held_out_probes(chosen, test["z"], test["coherent"])
+        wrong = probe["wrong"]
+        steered = test["toward"][wrong][None] * steered_margins(run, test["data"], test["idx"][wrong],
+                                                                chosen.shift_sets, chosen.vectors)
         rise = steered - test["margin"][wrong][None]                         # [1 + sets, incoherent prompts]
-        run.measure(coherent_share=coherent.float(), n_incoherent=len(wrong),
-                    chosen_heads_balanced_accuracy=hit[rows, cols].mean(0) * w,
-                    all_heads_median_balanced_accuracy=float(balanced.median()),
-                    best_head_balanced_accuracy=float(balanced.max()),
-                    coherence_margin_rise=rise[0], fixed_share=(steered[0] > 0).float(),
-                    top_heads_depth=float(torch.tensor([relative_depth(la, model.n_layers) for la, _ in top]).median()))
-        run.null("matched_sets_accuracy", stats.set_means(balanced, sets))
-        run.null("matched_sets_steering", rise[1:].mean(1))
-        if run.is_primary:
-            run.artifact(scores=balanced.tolist(),
-                         score_name="held-out balanced accuracy of the head's probe for whether the reply's first "
-                                    "token leans to the question's language",
-                         selection_scores=cv.tolist(), top_heads=[fmt_head(*h) for h in top],
-                         null_example_heads=[fmt_head(*h) for h in sets[0].tolist()], alpha=float(p["alpha"]))
+        ps.record(run, chosen, probe, rise, "held-out balanced accuracy of the head's probe for whether the reply's "
+                                            "first token leans to the question's language",
+                  coherent_share=test["coherent"].float(), n_incoherent=len(wrong),
+                  coherence_margin_rise=rise[0], fixed_share=(steered[0] > 0).float())
     run.conclude()

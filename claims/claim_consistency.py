@@ -23,14 +23,13 @@ consistent when the model picks, by its top letter, the colour it picked in the 
 
 from __future__ import annotations
 
+import _probe_steer as ps
 import torch
 from _attn import forward_reduce, memo, unembed_rows
-from claim_accuracy import class_weights
 
 from headatlas.claims import claim
 from headatlas.claims.runtime import spec_variants
-from headatlas.methods import probing, stats, steering
-from headatlas.methods.scoring import fmt_head, relative_depth
+from headatlas.methods import steering
 from headatlas.prompts import patterns
 
 
@@ -119,45 +118,21 @@ def require_both_outcomes(run, share_min: float, each_min: int) -> None:
 
 @claim("consistency-heads-probe-steering")
 def test_consistency_heads(run):
-    model, p = run.model, run.params
+    p = run.params
     require_both_outcomes(run, float(p["min_share"]), int(p["each_min"]))
     sel = rotation_pairs(run, run.selection_data)
-    labels = sel["consistent"].long()
-    kw = dict(seed=int(p["probe_seed"]), steps=int(p["probe_steps"]), weight_decay=float(p["weight_decay"]))
-    top, cv = probing.rank_heads(sel["z"], labels, sel["group"], k=int(p["k"]), folds=int(p["folds"]),
-                                 row_weights=class_weights(sel["consistent"]), **kw)
-    probes = probing.fit_probes(sel["z"], labels, **kw)
     unit, sigma = steering.stratified_mass_mean_directions(sel["z"], sel["consistent"], sel["target"],
                                                            min_each=int(p["stratum_min"]))
-    run.select(top, selection_cv_balanced_accuracy=float(sum(cv[h] for h in top)) / len(top),
-               selection_all_heads_median_cv=float(cv.median()), selection_consistent_share=sel["consistent"].float(),
-               selection_accuracy=sel["accuracy"])
-    rows, cols = [h[0] for h in top], [h[1] for h in top]
-    sets = stats.matched_head_sets(top, model.n_layers, model.n_heads, n_sets=int(p["null_sets"]),
-                                   seed=int(p["null_seed"]), exclude=top)
-    small, vectors = steering.matched_shift_sets(top, unit, sigma, float(p["alpha"]), model.n_layers, model.n_heads,
-                                                 n_sets=int(p["steering_sets"]), seed=int(p["null_seed"]))
+    chosen = ps.choose(run, sel["z"], sel["consistent"], sel["group"], unit, sigma,
+                       selection_consistent_share=sel["consistent"].float(), selection_accuracy=sel["accuracy"])
     for d in run.variants():
         c = rotation_pairs(run, d)
-        consistent = c["consistent"]
-        w = class_weights(consistent)
-        hit = probes.correct(c["z"], consistent.long())                      # [layer, head, pairs]
-        balanced = (hit * w).mean(-1)
-        wrong = (~consistent).nonzero().flatten()
-        steered = steered_margins(run, c, wrong, small, vectors)
+        probe = ps.held_out_probes(chosen, c["z"], c["consistent"])
+        wrong = probe["wrong"]
+        steered = steered_margins(run, c, wrong, chosen.shift_sets, chosen.vectors)
         rise = steered - c["margin"][wrong][None]                            # [1 + sets, inconsistent pairs]
-        run.measure(consistent_share=consistent.float(), n_inconsistent=len(wrong), original_accuracy=c["accuracy"],
-                    chosen_heads_balanced_accuracy=hit[rows, cols].mean(0) * w,
-                    all_heads_median_balanced_accuracy=float(balanced.median()),
-                    best_head_balanced_accuracy=float(balanced.max()),
-                    consistency_margin_rise=rise[0], fixed_share=(steered[0] > 0).float(),
-                    top_heads_depth=float(torch.tensor([relative_depth(la, model.n_layers) for la, _ in top]).median()))
-        run.null("matched_sets_accuracy", stats.set_means(balanced, sets))
-        run.null("matched_sets_steering", rise[1:].mean(1))
-        if run.is_primary:
-            run.artifact(scores=balanced.tolist(),
-                         score_name="held-out balanced accuracy of the head's probe for whether the model keeps its "
-                                    "answer when the options are rotated",
-                         selection_scores=cv.tolist(), top_heads=[fmt_head(*h) for h in top],
-                         null_example_heads=[fmt_head(*h) for h in sets[0].tolist()], alpha=float(p["alpha"]))
+        ps.record(run, chosen, probe, rise, "held-out balanced accuracy of the head's probe for whether the model "
+                                            "keeps its answer when the options are rotated",
+                  consistent_share=c["consistent"].float(), n_inconsistent=len(wrong), original_accuracy=c["accuracy"],
+                  consistency_margin_rise=rise[0], fixed_share=(steered[0] > 0).float())
     run.conclude()

@@ -137,6 +137,14 @@ def test_target_margin_is_positive_exactly_when_the_target_letter_wins():
     assert torch.allclose(got, torch.tensor([1.0, -1.0, 0.0]))               # a tie is not a win
 
 
+def test_class_weights_turn_a_mean_into_a_balanced_accuracy():
+    from _probe_steer import class_weights
+    outcome = torch.tensor([True] * 6 + [False] * 2)
+    right = torch.tensor([1.0] * 6 + [0.0, 1.0])          # every commoner row right, half the rarer ones
+    assert float((right * class_weights(outcome)).mean()) == pytest.approx((1.0 + 0.5) / 2)
+    assert float((torch.ones(8) * class_weights(outcome)).mean()) == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize("no_first", [False, True])
 def test_yes_no_option_positions(tok, no_first):
     d = pa.yes_no_prompts(tok, n_prompts=6, template="answer-with", no_first=no_first, seed=0)
