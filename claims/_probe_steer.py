@@ -22,6 +22,14 @@ from headatlas.methods.scoring import fmt_head, relative_depth
 Head = tuple[int, int]
 
 
+def set_label(name: str, data_spec: dict) -> str:
+    """How a gate's message names a data set: 'the selection set (template all)' or 'the held-out
+    set "<variant name>"'."""
+    if name == "selection":
+        return f"the selection set (template {data_spec['template']})"
+    return f'the held-out set "{name}"'
+
+
 def class_weights(labels: torch.Tensor) -> torch.Tensor:
     """Per-row weights whose weighted mean of correctness is the balanced accuracy: n / (2 n_class)."""
     labels = labels.bool()

@@ -100,14 +100,6 @@ def steered_margins(run, s: languages.LanguagePrompts, rows: torch.Tensor, sets:
     return out
 
 
-def set_label(name: str, data_spec: dict) -> str:
-    """How a gate's message names a data set: 'the selection set (template all)' or 'the held-out
-    set "<variant name>"'."""
-    if name == "selection":
-        return f"the selection set (template {data_spec['template']})"
-    return f'the held-out set "{name}"'
-
-
 def question_moves_reply(margin: torch.Tensor) -> torch.Tensor:
     """Per (template, country, passage language): whether asking in French gives a larger
     French-minus-English margin than asking in English. The prompts come in blocks of four
@@ -126,7 +118,7 @@ def require_language_following(run, share_min: float) -> None:
         share = float(question_moves_reply(out["french_margin"]).float().mean())
         if share < share_min:
             run.not_applicable(f"asking in French rather than English moves the reply's first token toward "
-                               f"French for {share:.0%} of the passages of {set_label(name, d)}; the claim "
+                               f"French for {share:.0%} of the passages of {ps.set_label(name, d)}; the claim "
                                f"needs {share_min:.0%}, a model whose reply follows the question's language")
 
 
@@ -198,7 +190,7 @@ def require_both_outcomes(run, share_min: float, per_language_min: int) -> None:
         share = float(c["coherent"].float().mean())
         if not share_min <= share <= 1 - share_min:
             run.not_applicable(f"the first reply token leans to the question's language on {share:.0%} of the "
-                               f"cross-lingual prompts of {set_label(name, d)}; the claim needs {share_min:.0%} "
+                               f"cross-lingual prompts of {ps.set_label(name, d)}; the claim needs {share_min:.0%} "
                                f"to {1 - share_min:.0%}, so that both outcomes can be probed")
     c = cross_pass(run, run.selection_data)
     for lang, rows in (("French", c["question_fr"]), ("English", ~c["question_fr"])):

@@ -48,7 +48,7 @@ def rotation_pairs(run, d: dict) -> dict:
         base = patterns.mcqa_prompts(model.tokenizer, **opts)
         first = unembed_rows(model.bridge, forward_reduce(model.bridge, base.tokens, final_at=-1)["final"])
         chosen = first[:, base.label_ids].argmax(-1)                          # [n] letter picked in the original
-        z, margin, target, tokens, rot = [], [], [], [], []
+        z, margin, target, tokens = [], [], [], []
         for r in d["rotations"]:
             q = patterns.mcqa_prompts(model.tokenizer, **opts, rotate=int(r))
             out = forward_reduce(model.bridge, q.tokens, z_at=-1, final_at=-1)
@@ -58,12 +58,11 @@ def rotation_pairs(run, d: dict) -> dict:
             margin.append(target_margin(letters, t))
             target.append(t)
             tokens.append(q.tokens)
-            rot.append(torch.full_like(t, int(r)))
         objects = sorted(set(base.subjects))
         group = torch.tensor([objects.index(o) for o in base.subjects]).repeat(len(d["rotations"]))
         margin = torch.cat(margin)
         return {"z": torch.cat(z, 2), "margin": margin, "consistent": margin > 0, "target": torch.cat(target),
-                "tokens": torch.cat(tokens), "rotation": torch.cat(rot), "group": group, "label_ids": base.label_ids,
+                "tokens": torch.cat(tokens), "group": group, "label_ids": base.label_ids,
                 "accuracy": float((chosen == base.answer).float().mean())}
 
     key = {k: v for k, v in d.items() if k != "name"}
@@ -103,10 +102,9 @@ def require_both_outcomes(run, share_min: float, each_min: int) -> None:
     for name, d in [("selection", run.selection_data)] + spec_variants(run.spec.data):
         c = rotation_pairs(run, d)
         kept, n = int(c["consistent"].sum()), len(c["consistent"])
-        where = f"the selection set (template {d['template']})" if name == "selection" else f'the held-out set "{name}"'
         if not share_min <= kept / n <= 1 - share_min:
             run.not_applicable(f"keeps its colour when the options are rotated on {kept} of the {n} rotated questions "
-                               f"of {where} ({kept / n:.1%}; the original questions {c['accuracy']:.0%} right); the "
+                               f"of {ps.set_label(name, d)} ({kept / n:.1%}; the original questions {c['accuracy']:.0%} right); the "
                                f"claim needs {share_min:.0%} to {1 - share_min:.0%}, so that both outcomes can be probed")
     c = rotation_pairs(run, run.selection_data)
     n_yes = int(c["consistent"].sum())
