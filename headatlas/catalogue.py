@@ -308,6 +308,10 @@ class Check(_Strict):
     beats_null: str | None = None
     percentile: float = Field(99.0, gt=50, lt=100, description="the null percentile the value must beat")
     tolerance: float = Field(ge=0, description="allowed drift from the committed value")
+    knockout: bool = Field(False, description=(
+        "the measure is the effect of knocking the heads out (ablation, blocked attention): a value "
+        "that falls short reads inconclusive, not absent, because later heads can make up for the "
+        "loss (self-repair); leave it false where the knock-out effect is itself the defining property"))
     why: str
 
     @model_validator(mode="after")

@@ -51,6 +51,33 @@ def test_mcqa_rotation_moves_only_the_test_options(tok, template):
     assert set(changed.nonzero()[:, 1].tolist()) <= set(q.word_pos.flatten().tolist())
 
 
+@pytest.mark.parametrize("template", sorted(pa.CO_TEMPLATES))
+def test_colored_objects_positions_name_the_asked_object_and_its_colour(tok, template):
+    q = pa.colored_objects_prompts(tok, template=template, n_prompts=9, seed=4, half="test")
+    assert sorted(q.answer.tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]          # the asked place cycles
+    start, end = q.question_span
+    assert start < q.question_pos < end == q.question_pos + 1 < q.tokens.shape[1]
+    for i in range(9):
+        listed = [dec(tok, [q.tokens[i, p]]).strip() for p in q.object_pos]
+        colours = [dec(tok, [q.tokens[i, p]]).strip() for p in q.color_pos]
+        assert len(set(listed)) == 3 and len(set(colours)) == 3
+        asked = dec(tok, [q.tokens[i, q.question_pos]]).strip()
+        assert asked == q.objects[i] == listed[int(q.answer[i])]
+        assert dec(tok, [q.correct[i]]).strip() == colours[int(q.answer[i])]
+        assert [dec(tok, [c]).strip() for c in q.colors[i]] == colours
+
+
+def test_colored_objects_halves_share_no_object_and_the_object_moves_with_the_template(tok):
+    select, _ = pa.colored_object_words(tok, "select")
+    test, colours = pa.colored_object_words(tok, "test")
+    assert select and test and not set(select) & set(test) and len(colours) >= 3
+    offsets = {t: pa.colored_objects_prompts(tok, template=t, n_prompts=3).tokens.shape[1] - 1
+               - pa.colored_objects_prompts(tok, template=t, n_prompts=3).question_pos for t in pa.CO_TEMPLATES}
+    assert len(set(offsets.values())) == len(offsets)                       # no fixed offset fits all
+    with pytest.raises(ValueError, match="unknown colored-objects template"):
+        pa.colored_objects_prompts(tok, template="nope")
+
+
 @pytest.mark.parametrize("template", sorted(pa.MC_TEMPLATES))
 def test_mcqa_shuffled_labels_are_indexed_by_letter(tok, template):
     q = pa.mcqa_prompts(tok, n_prompts=16, n_shots=2, template=template, seed=3, shuffle_labels=True)

@@ -92,6 +92,39 @@ def test_absent_outside_the_layer_band():
     assert _decisive(run)["measure"] == "top_heads_depth"
 
 
+def _knockout_run(attention, drop):
+    """The colored-objects content-gatherer claim (attention check, then a knock-out check marked
+    `knockout: true`), with every variant measured alike."""
+    run = _run("content-gatherer-question-object")
+    run.select([(18, 6), (17, 3), (16, 1)], top_selection_question_attention=0.5)
+    for _ in run.variants():
+        run.measure(question_object_attention=attention, knockout_margin_drop=drop, top_heads_depth=0.6)
+        run.null("matched_sets_question_attention", torch.linspace(0.0, 0.1, 999))
+        run.null("matched_sets_knockout_drop", torch.linspace(-0.05, 0.05, 19))
+    return run
+
+
+def test_a_knockout_that_falls_short_reads_inconclusive_not_absent():
+    run = _knockout_run(torch.full((16,), 0.4), torch.full((16,), 0.02) + torch.linspace(-0.01, 0.01, 16))
+    assert run.conclude() == "inconclusive"
+    assert "fails 'knockout_margin_drop >= 0.2'" in run.reason and "weak evidence of absence" in run.reason
+    assert _decisive(run)["measure"] == "knockout_margin_drop"
+
+
+def test_a_knockout_short_fall_does_not_hide_an_absent_defining_property():
+    run = _knockout_run(torch.full((16,), 0.05) + torch.linspace(-0.01, 0.01, 16), torch.full((16,), 0.02))
+    assert run.conclude() == "absent"
+    assert _decisive(run)["measure"] == "question_object_attention"
+
+
+def test_an_ordinary_ablation_check_that_falls_short_still_reads_absent():
+    entry, spec = load_catalogue(ROOT).claims["content-gatherer-question-object"]
+    knockout = [c for c in spec.checks if c.knockout]
+    assert [c.measure for c in knockout] == ["knockout_margin_drop"]
+    entry, spec = load_catalogue(ROOT).claims["safety-head-ablation"]
+    assert not any(c.knockout for c in spec.checks)   # there the ablation effect is the definition
+
+
 def test_one_absent_variant_makes_the_claim_absent_and_every_variant_is_recorded():
     run = _run()
     run.select([(18, 6)])

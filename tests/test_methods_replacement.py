@@ -48,6 +48,28 @@ def test_zero_ablation_hook_zeroes_only_the_chosen_heads_and_positions():
     assert z[:, -1, 4].abs().max() > 0
 
 
+def test_attention_knockout_blocks_only_its_own_sets_heads_from_the_chosen_keys():
+    b = tiny_gpt2().bridge
+    tokens = random_prompts(None, n=2)
+    seen = {}
+
+    def look(p, hook):
+        seen["p"] = p.detach().clone()
+        return p
+    sets = torch.tensor([[[2, 3]], [[2, 5]]])                                # two sets of one head
+    hooks = ablation.attention_knockout_set_hooks(sets, 2, query=9, keys=(4, 7))
+    hooks.append(("blocks.2.attn.hook_pattern", look))
+    with torch.inference_mode():
+        b.run_with_hooks(tokens.repeat(2, 1), fwd_hooks=hooks, return_type=None)
+    p = seen["p"]                                                            # [rows, head, q, k]
+    assert p[:2, 3, 9, 4:7].abs().max() == 0 and p[2:, 5, 9, 4:7].abs().max() == 0
+    assert p[:2, 3, 9].sum(-1).sub(1).abs().max() < 1e-5                     # renormalised
+    assert p[2:, 3, 9, 4:7].abs().max() > 0 and p[:2, 5, 9, 4:7].abs().max() > 0   # other set's rows kept
+    assert p[:2, 3, 8, 4:7].abs().max() > 0                                  # other queries kept
+    with pytest.raises(ValueError, match="non-empty"):
+        ablation.attention_knockout_set_hooks(sets, 2, query=9, keys=(5, 5))
+
+
 def test_ablating_later_positions_leaves_earlier_logits_unchanged():
     b = tiny_gpt2().bridge
     tokens = random_prompts(None)

@@ -286,6 +286,9 @@ class ClaimRun:
                                             f"straddles {chk.threshold:g}")
         else:
             outcome, why = "holds", ""
+        if outcome == "absent" and chk.knockout:
+            outcome, why = "inconclusive", (why + "; a knock-out effect that falls short is weak evidence of "
+                                            "absence (later heads can make up for it), so it reads inconclusive")
         if chk.beats_null:
             samples = self.nulls.get(variant, {}).get(chk.beats_null)
             if samples is None:

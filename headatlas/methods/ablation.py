@@ -1,4 +1,5 @@
-"""Replacement methods: mean ablation of chosen heads, and the per-token loss it changes."""
+"""Replacement methods: mean ablation of chosen heads, attention knock-out (a head kept from
+reading some positions), and the per-token loss they change."""
 
 from __future__ import annotations
 
@@ -64,6 +65,40 @@ def mean_ablation_set_hooks(head_sets: torch.Tensor, means: dict[int, torch.Tens
             return torch.where(m, mean[None, : z.shape[1]].to(z.dtype), z)
 
         hooks.append((f"blocks.{layer}.attn.hook_z", replace))
+    return hooks
+
+
+def attention_knockout_set_hooks(head_sets: torch.Tensor, n_prompts: int, query: int,
+                                 keys: tuple[int, int]) -> list[Hook]:
+    """Hooks for a batch that repeats `n_prompts` prompts once per head set ([n_sets, k, 2]): in
+    set s's rows, its heads' attention from position `query` to the positions [keys[0], keys[1])
+    is set to zero and the rest of that row renormalised, so the head reads everything else as
+    before but not those positions (the "blocked attention" of Merullo et al.). Nothing else
+    changes; rows of other sets are untouched."""
+    n_sets = head_sets.shape[0]
+    rows_by_layer: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for s in range(n_sets):
+        for layer, head in head_sets[s].tolist():
+            rows_by_layer[layer].append((s, head))
+    start, end = keys
+    if not 0 <= start < end:
+        raise ValueError(f"knock-out keys must be a non-empty [start, end) range, not {keys}")
+    hooks = []
+    for layer, pairs in rows_by_layer.items():
+        def block(pattern, hook, pairs=pairs):
+            mask = torch.zeros(n_sets, pattern.shape[1], dtype=torch.bool)
+            for s, head in pairs:
+                mask[s, head] = True
+            m = mask.repeat_interleave(n_prompts, dim=0).to(pattern.device)     # [rows, head]
+            row = pattern[:, :, query]                                          # [rows, head, key]
+            kept = row.clone()
+            kept[..., start:end] = 0
+            kept = kept / kept.sum(-1, keepdim=True).clamp_min(torch.finfo(kept.dtype).tiny)
+            pattern = pattern.clone()
+            pattern[:, :, query] = torch.where(m[..., None], kept, row)
+            return pattern
+
+        hooks.append((f"blocks.{layer}.attn.hook_pattern", block))
     return hooks
 
 

@@ -9,6 +9,7 @@ needs (option letters, words, the Yes/No tokens) are known by construction.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import torch
@@ -229,6 +230,98 @@ def mcqa_prompts(tokenizer, *, n_prompts: int = 24, n_options: int = 4, n_shots:
 def _equal(rows: list[list[int]], what: str) -> None:
     if len({len(r) for r in rows}) != 1:
         raise ValueError(f"{what}: pieces tokenized to different lengths {sorted({len(r) for r in rows})}")
+
+
+# ----------------------------------------------------------------------------- colored objects
+
+# Merullo et al.'s Colored Objects task: three coloured objects are listed, then the colour of
+# one of them is asked for and the model must name it. Objects are split in two halves by name
+# (seeded) so heads chosen on one half are judged on objects they were not chosen on; colours
+# are shared. Words that are not one token (with a leading space) in a tokenizer are dropped.
+CO_OBJECTS = ["pen", "cup", "ball", "book", "hat", "shoe", "key", "box", "lamp", "chair", "mug", "bag",
+              "sock", "plate", "bowl", "card", "coin", "phone", "clock", "car", "bike", "kite", "fork",
+              "spoon", "bottle", "pencil", "shirt", "coat", "ring", "brush", "toy", "bucket", "candle",
+              "scarf", "glove", "basket"]
+CO_COLORS = ["red", "blue", "green", "yellow", "black", "white", "brown", "purple", "pink", "gray"]
+
+# (opening, item, last-item joiner, question before the object, after the object). Each item is
+# " a {colour} {object}"; the question's object sits at a different distance from the last
+# position in each template, so a head that reads a fixed offset cannot follow it.
+CO_TEMPLATES: dict[str, tuple[str, str, str, str, str]] = {
+    "table": ("On the table, I see", ",", " and", ". What color is the", "? Answer:"),
+    "qa": ("Q: There is", ",", " and", " on the desk. What is the color of the", "?\nA:"),
+    "cloze": ("In the box there are", ",", " and", ". The color of the", " is"),
+}
+
+
+@dataclass(frozen=True)
+class ColoredObjects:
+    """Colored Objects prompts, all of one length. Positions are the same in every row."""
+
+    tokens: torch.Tensor        # [batch, pos]
+    colors: torch.Tensor        # [batch, n_objects] colour token of each listed object, in order
+    answer: torch.Tensor        # [batch] index of the asked-for object in the list
+    color_pos: list[int]        # position of each listed object's colour
+    object_pos: list[int]       # position of each listed object
+    question_pos: int           # position of the object named in the question
+    question_span: tuple[int, int]  # [start, end) of the question, up to and including its object
+    objects: tuple[str, ...]    # the asked-for object of each row
+
+    @property
+    def correct(self) -> torch.Tensor:
+        """[batch] token of the asked-for object's colour."""
+        return self.colors.gather(1, self.answer[:, None])[:, 0]
+
+
+def colored_object_words(tokenizer, half: str, split_seed: int = 0) -> tuple[list[str], list[str]]:
+    """(objects of `half`, colours): single-token words only; objects split by a seeded shuffle
+    into 'select' and 'test' halves ('all' keeps both)."""
+    if half not in ("select", "test", "all"):
+        raise ValueError(f"half must be 'select', 'test' or 'all', not {half!r}")
+    objects = sorted(w for w, _ in single_token_words(tokenizer, CO_OBJECTS))
+    random.Random(int(split_seed)).shuffle(objects)
+    cut = len(objects) // 2
+    objects = {"select": objects[:cut], "test": objects[cut:], "all": objects}[half]
+    return objects, [w for w, _ in single_token_words(tokenizer, CO_COLORS)]
+
+
+def colored_objects_prompts(tokenizer, *, template: str = "table", n_prompts: int = 48, n_objects: int = 3,
+                            seed: int = 0, half: str = "all", split_seed: int = 0) -> ColoredObjects:
+    """[BOS] + the template with n_objects distinct objects of distinct colours; the asked-for
+    object's place cycles through the list (row i asks for object i mod n_objects)."""
+    if template not in CO_TEMPLATES:
+        raise ValueError(f"unknown colored-objects template {template!r}; known: {sorted(CO_TEMPLATES)}")
+    objects, colors = colored_object_words(tokenizer, half, split_seed)
+    if len(objects) < n_objects or len(colors) < n_objects:
+        raise ValueError(f"the {half} half keeps {len(objects)} single-token objects and {len(colors)} "
+                         f"colours; {n_objects} of each are needed")
+    opening, sep, last, before, after = CO_TEMPLATES[template]
+    enc = {s: encode(tokenizer, s) for s in (opening, sep, last, before, after, " a")}
+    rng = random.Random(int(seed))
+    rows, cols, answers, asked = [], [], [], []
+    for i in range(n_prompts):
+        objs, cs = rng.sample(objects, n_objects), rng.sample(colors, n_objects)
+        q = i % n_objects
+        seq, color_pos, object_pos = bos_prefix(tokenizer) + enc[opening], [], []
+        for j, (o, c) in enumerate(zip(objs, cs)):
+            if j:
+                seq += enc[last] if j == n_objects - 1 else enc[sep]
+            seq += enc[" a"]
+            color_pos.append(len(seq))
+            seq += [single_token(tokenizer, " " + c)]
+            object_pos.append(len(seq))
+            seq += [single_token(tokenizer, " " + o)]
+        start = len(seq)
+        seq += enc[before]
+        question_pos = len(seq)
+        seq += [single_token(tokenizer, " " + objs[q])] + enc[after]
+        rows.append(seq)
+        cols.append([single_token(tokenizer, " " + c) for c in cs])
+        answers.append(q)
+        asked.append(objs[q])
+    _equal(rows, f"colored-objects template {template!r}")
+    return ColoredObjects(torch.tensor(rows), torch.tensor(cols), torch.tensor(answers), color_pos, object_pos,
+                          question_pos, (start, question_pos + 1), tuple(asked))
 
 
 # ----------------------------------------------------------------------------- yes / no
