@@ -110,6 +110,14 @@ def test_result_shows_evidence_against_null_threshold_and_control(built_site):
                      r"2026-01-02</time>", scoring)
 
 
+def test_a_knockout_check_says_on_its_page_that_falling_short_reads_inconclusive(built_site):
+    html = page(built_site.path, "heads/content-gatherer")
+    knock = table_row(html, "<code>knockout_margin_drop &gt;= 0.2</code>")
+    assert "Knock-out check" in knock and "reads inconclusive, not absent" in knock
+    plain = table_row(html, "<code>question_object_attention &gt;= 0.2</code>")
+    assert "Knock-out check" not in plain
+
+
 def test_result_has_a_table_per_data_variant_and_the_spread(built_site):
     scoring = section(page(built_site.path, "heads/induction"), "induction-scoring--smollm2-135m",
                       "induction-scoring--gemma-3-270m")

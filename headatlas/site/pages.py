@@ -23,6 +23,8 @@ from headatlas.site.verdicts import CALIBRATION, CONTROL, HELD_OUT, NO_RESULT, T
 ROLE_LABEL = {CALIBRATION: "calibration model", HELD_OUT: "held-out", CONTROL: "random-weights twin: must not hold",
               TOY: "toy model"}
 ROLE_SHORT = {CALIBRATION: "calibration", HELD_OUT: "held-out", CONTROL: "twin: must not hold", TOY: "toy model"}
+KNOCKOUT_NOTE = ("Knock-out check: later heads can make up for the loss (self-repair), so a value that "
+                 "falls short reads inconclusive, not absent. ")
 
 
 @dataclass
@@ -753,7 +755,7 @@ class SiteBuilder:
             null = (f"`{c.beats_null}` at its {vd.ordinal(c.percentile if c.upper else 100 - c.percentile)} percentile"
                     if c.beats_null else "—")
             lines.append(f"    | `{c.describe(band)}` | {null} | {f'`{c.control}`' if c.control else '—'} | "
-                         f"±{c.tolerance:g} | {cell(c.why)} |")
+                         f"±{c.tolerance:g} | {cell(KNOCKOUT_NOTE + c.why if c.knockout else c.why)} |")
         lines.append("")
         return lines
 
