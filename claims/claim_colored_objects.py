@@ -41,11 +41,18 @@ def build(run, spec: dict) -> ColoredObjects:
                                    seed=int(spec["seed"]), half=spec["half"], split_seed=int(spec["split_seed"]))
 
 
-def color_margin(bridge, final: torch.Tensor, data: ColoredObjects) -> torch.Tensor:
-    """logit(asked-for colour) - mean logit of the other listed colours, [batch]."""
-    listed = unembed_rows(bridge, final).gather(1, data.colors.repeat(final.shape[0] // len(data.colors), 1))
-    right = listed.gather(1, data.answer.repeat(final.shape[0] // len(data.answer))[:, None])[:, 0]
-    return right - (listed.sum(1) - right) / (listed.shape[1] - 1)
+def listed_logits(bridge, final: torch.Tensor, data: ColoredObjects) -> tuple[torch.Tensor, torch.Tensor]:
+    """The listed colours' logits [rows, n_objects] and the asked-for place [rows], for final
+    residuals of the prompts repeated rows / batch times."""
+    times = final.shape[0] // len(data.colors)
+    return unembed_rows(bridge, final).gather(1, data.colors.repeat(times, 1)), data.answer.repeat(times)
+
+
+def color_margin(listed: torch.Tensor, answer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """logit(asked-for colour) - mean logit of the other listed colours, and whether the
+    asked-for colour has the highest logit of the listed ones: ([rows], [rows])."""
+    right = listed.gather(1, answer[:, None])[:, 0]
+    return right - (listed.sum(1) - right) / (listed.shape[1] - 1), (listed.argmax(1) == answer).float()
 
 
 def clean_pass(bridge, data: ColoredObjects) -> dict[str, torch.Tensor]:
@@ -57,10 +64,9 @@ def clean_pass(bridge, data: ColoredObjects) -> dict[str, torch.Tensor]:
     out = forward_reduce(bridge, data.tokens, {
         "question": lambda p: p[:, :, -1, data.question_pos],
         "color": lambda p: p[rows, :, -1, color_at]}, final_at=-1)
-    listed = unembed_rows(bridge, out["final"]).gather(1, data.colors)
+    margin, right = color_margin(*listed_logits(bridge, out["final"], data))
     return {"question": out["question"].permute(1, 0, 2), "color": out["color"].permute(1, 0, 2),
-            "margin": color_margin(bridge, out["final"], data),
-            "right": (listed.argmax(1) == data.answer).float()}
+            "margin": margin, "right": right}
 
 
 def data_and_pass(run, spec: dict) -> tuple[ColoredObjects, dict[str, torch.Tensor]]:
@@ -80,9 +86,8 @@ def knocked_out(bridge, data: ColoredObjects, sets: torch.Tensor, n: int) -> tup
                          data.question_pos, data.question_span, data.objects[:n])
     hooks = attention_knockout_set_hooks(sets, n, query=data.tokens.shape[1] - 1, keys=data.question_span)
     out = forward_reduce(bridge, sub.tokens.repeat(len(sets), 1), fwd_hooks=hooks, final_at=-1)
-    listed = unembed_rows(bridge, out["final"]).gather(1, sub.colors.repeat(len(sets), 1))
-    right = (listed.argmax(1) == sub.answer.repeat(len(sets))).float()
-    return color_margin(bridge, out["final"], sub).view(len(sets), n), right.view(len(sets), n)
+    margin, right = color_margin(*listed_logits(bridge, out["final"], sub))
+    return margin.view(len(sets), n), right.view(len(sets), n)
 
 
 def _gate(run, clean: dict, where: str) -> None:
