@@ -15,7 +15,8 @@ the asked-for object's place cycling through the list; objects split in two halv
   1. the defining property: the k heads' attention from the last position to the question's
      object, against 999 layer-matched head sets;
   2. the causal check of the paper: the k heads' attention from the last position to the
-     question (its words up to and including the object) knocked out and renormalised over the
+     question span (everything after the list up to and including the question's object: in
+     the Q/A template that includes " on the desk.") knocked out and renormalised over the
      rest; the share of the right colour's margin over the other two listed colours that is lost,
      against 19 layer-matched sets knocked out in the same batched pass.
 The heads' attention to the right colour in the list (what a mover head reads) and the accuracy
@@ -41,11 +42,12 @@ def build(run, spec: dict) -> ColoredObjects:
                                    seed=int(spec["seed"]), half=spec["half"], split_seed=int(spec["split_seed"]))
 
 
-def listed_logits(bridge, final: torch.Tensor, data: ColoredObjects) -> tuple[torch.Tensor, torch.Tensor]:
+def listed_logits(bridge, final: torch.Tensor, colors: torch.Tensor, answer: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """The listed colours' logits [rows, n_objects] and the asked-for place [rows], for final
-    residuals of the prompts repeated rows / batch times."""
-    times = final.shape[0] // len(data.colors)
-    return unembed_rows(bridge, final).gather(1, data.colors.repeat(times, 1)), data.answer.repeat(times)
+    residuals of prompts (colours [batch, n_objects], answer [batch]) repeated rows / batch times."""
+    times = final.shape[0] // len(colors)
+    return unembed_rows(bridge, final).gather(1, colors.repeat(times, 1)), answer.repeat(times)
 
 
 def color_margin(listed: torch.Tensor, answer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,7 +66,7 @@ def clean_pass(bridge, data: ColoredObjects) -> dict[str, torch.Tensor]:
     out = forward_reduce(bridge, data.tokens, {
         "question": lambda p: p[:, :, -1, data.question_pos],
         "color": lambda p: p[rows, :, -1, color_at]}, final_at=-1)
-    margin, right = color_margin(*listed_logits(bridge, out["final"], data))
+    margin, right = color_margin(*listed_logits(bridge, out["final"], data.colors, data.answer))
     return {"question": out["question"].permute(1, 0, 2), "color": out["color"].permute(1, 0, 2),
             "margin": margin, "right": right}
 
@@ -80,13 +82,11 @@ def data_and_pass(run, spec: dict) -> tuple[ColoredObjects, dict[str, torch.Tens
 
 def knocked_out(bridge, data: ColoredObjects, sets: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The margin and whether the right colour wins, on the first n prompts with each head set
-    [n_sets, k, 2] kept from attending to the question at the last position, every set in one
-    batched pass: ([n_sets, n], [n_sets, n])."""
-    sub = ColoredObjects(data.tokens[:n], data.colors[:n], data.answer[:n], data.color_pos, data.object_pos,
-                         data.question_pos, data.question_span, data.objects[:n])
+    [n_sets, k, 2] kept from attending to the question span at the last position, every set in
+    one batched pass: ([n_sets, n], [n_sets, n])."""
     hooks = attention_knockout_set_hooks(sets, n, query=data.tokens.shape[1] - 1, keys=data.question_span)
-    out = forward_reduce(bridge, sub.tokens.repeat(len(sets), 1), fwd_hooks=hooks, final_at=-1)
-    margin, right = color_margin(*listed_logits(bridge, out["final"], sub))
+    out = forward_reduce(bridge, data.tokens[:n].repeat(len(sets), 1), fwd_hooks=hooks, final_at=-1)
+    margin, right = color_margin(*listed_logits(bridge, out["final"], data.colors[:n], data.answer[:n]))
     return margin.view(len(sets), n), right.view(len(sets), n)
 
 
@@ -134,7 +134,7 @@ def test_content_gatherer_question_object(run):
                          score_name="attention from the last position to the question's object (held-out)",
                          example_prompt=tok.decode(data.tokens[0].tolist()),
                          effects={"labels": [f"knock out {', '.join(fmt(heads))}'s attention to the question",
-                                             "median of 19 layer-matched sets"],
+                                             f"median of {len(small)} layer-matched sets"],
                                   "values": [float((clean - margin[0]).mean() / clean.mean()),
                                              float((clean[None] - margin[1:]).mean(1).median() / clean.mean())],
                                   "ylabel": "fraction of the right colour's margin lost"})

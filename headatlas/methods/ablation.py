@@ -43,17 +43,23 @@ def mean_ablation_hooks(heads: Sequence[tuple[int, int]], means: dict[int, torch
     return hooks
 
 
+def _heads_by_layer(head_sets: torch.Tensor) -> dict[int, list[tuple[int, int]]]:
+    """{layer: [(set index, head), ...]} for head sets [n_sets, k, 2]: what a per-set hook on
+    that layer must edit."""
+    out: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for s in range(head_sets.shape[0]):
+        for layer, head in head_sets[s].tolist():
+            out[layer].append((s, head))
+    return out
+
+
 def mean_ablation_set_hooks(head_sets: torch.Tensor, means: dict[int, torch.Tensor], n_prompts: int) -> list[Hook]:
     """Hooks for a batch that repeats `n_prompts` prompts once per head set ([n_sets, k, 2]):
     rows s*n_prompts ... (s+1)*n_prompts-1 have head set s mean-ablated. Many ablations, one
     forward pass: how a null over matched head sets stays cheap."""
     n_sets = head_sets.shape[0]
-    rows_by_layer: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for s in range(n_sets):
-        for layer, head in head_sets[s].tolist():
-            rows_by_layer[layer].append((s, head))
     hooks = []
-    for layer, pairs in rows_by_layer.items():
+    for layer, pairs in _heads_by_layer(head_sets).items():
         mask = torch.zeros(n_sets, means[layer].shape[1], dtype=torch.bool)
         for s, head in pairs:
             mask[s, head] = True
@@ -76,15 +82,11 @@ def attention_knockout_set_hooks(head_sets: torch.Tensor, n_prompts: int, query:
     before but not those positions (the "blocked attention" of Merullo et al.). Nothing else
     changes; rows of other sets are untouched."""
     n_sets = head_sets.shape[0]
-    rows_by_layer: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for s in range(n_sets):
-        for layer, head in head_sets[s].tolist():
-            rows_by_layer[layer].append((s, head))
     start, end = keys
     if not 0 <= start < end:
         raise ValueError(f"knock-out keys must be a non-empty [start, end) range, not {keys}")
     hooks = []
-    for layer, pairs in rows_by_layer.items():
+    for layer, pairs in _heads_by_layer(head_sets).items():
         def block(pattern, hook, pairs=pairs):
             mask = torch.zeros(n_sets, pattern.shape[1], dtype=torch.bool)
             for s, head in pairs:

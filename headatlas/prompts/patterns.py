@@ -264,7 +264,7 @@ class ColoredObjects:
     color_pos: list[int]        # position of each listed object's colour
     object_pos: list[int]       # position of each listed object
     question_pos: int           # position of the object named in the question
-    question_span: tuple[int, int]  # [start, end) of the question, up to and including its object
+    question_span: tuple[int, int]  # [start, end): from just after the list to the question's object, inclusive
     objects: tuple[str, ...]    # the asked-for object of each row
 
     @property
